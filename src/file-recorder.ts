@@ -1,0 +1,290 @@
+import * as fs from 'node:fs';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
+import { serializeEntry, WIRE_VERSION, type EntryInput } from './entry.js';
+import {
+  ACTIVE_LINK,
+  endsWithNewline,
+  openActiveSegment,
+  segmentCreatedAt,
+  startNewSegment,
+  withLedgerLockSync,
+  type OpenSegment,
+} from './ledger-layout.js';
+import { defaultMeteringLogger, RateLimitedLog, type Logger } from './log.js';
+import { NopRecorder, type Recorder, type RecorderStats } from './recorder.js';
+import { randomId, ulid } from './ulid.js';
+import { MeteringValidationError, validateInput } from './validate.js';
+
+/**
+ * How durable an entry is when `emit` returns.
+ * - `os` (default): written to the kernel; survives the process crashing, not the machine losing power.
+ * - `fsync`: fdatasync after every entry; survives power loss, costs a disk flush per entry.
+ * - `group-fsync`: fdatasync every `fsyncIntervalMs` for everything written since; power loss can
+ *   lose at most that window, at a fraction of the cost of `fsync`.
+ */
+export type Durability = 'os' | 'fsync' | 'group-fsync';
+
+export interface FileRecorderOptions {
+  /** Ledger directory. Default: `<rootDir>/metering`. */
+  dir?: string;
+  /** Root used when `dir` is not given. Default: env METERING_DIR, else /var/lib/metering-ledger. */
+  rootDir?: string;
+  /** Node id stamped on every entry. Default: the hostname. Letters, digits, `.`, `_`, `-`. */
+  node?: string;
+  logger?: Logger;
+  durability?: Durability;
+  /** For `group-fsync`. Default 50 ms. */
+  fsyncIntervalMs?: number;
+  /** Rotate the active segment once it is this big. Default 64 MiB. */
+  maxSegmentBytes?: number;
+  /** Rotate the active segment once it is this old. Default 1 hour. */
+  maxSegmentAgeMs?: number;
+  /**
+   * How often (at most) a writer checks that it still appends to the active segment and whether
+   * it is due for rotation: one stat() per interval instead of one per entry. Default 20 ms.
+   */
+  checkIntervalMs?: number;
+  /** Clock for entries without emitted_at (tests, simulations). Default: the system clock. */
+  now?: () => Date;
+}
+
+export const DEFAULT_ROOT_DIR = '/var/lib/metering-ledger';
+const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The ledger directory the options point at. */
+export function resolveLedgerDir(options: Pick<FileRecorderOptions, 'dir' | 'rootDir'> = {}): string {
+  if (options.dir) return path.resolve(options.dir);
+  const root = options.rootDir ?? process.env.METERING_DIR ?? DEFAULT_ROOT_DIR;
+  return path.resolve(root, 'metering');
+}
+
+/** Checks a node id: it becomes part of object names, so it must not be able to escape a prefix. */
+export function checkNodeId(node: string): string {
+  if (!NODE_ID_RE.test(node)) {
+    throw new MeteringValidationError(`node id ${JSON.stringify(node)} must be 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  }
+  return node;
+}
+
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException)?.code ?? (err instanceof Error ? err.name : 'unknown');
+}
+
+/**
+ * Appends entries to the ledger directory's active segment, one `write()` per entry. Within one
+ * process emit is synchronous, so the event loop itself is the mutex; across processes O_APPEND
+ * places each single write at the end without interleaving. Construct it with `openRecorder`, which
+ * falls back to a NopRecorder instead of throwing when the ledger cannot be opened.
+ */
+export class FileRecorder implements Recorder {
+  readonly dir: string;
+  readonly node: string;
+  /** Random id of this recorder instance; with `seq` it lets consumers detect lost entries. */
+  readonly writer = randomId();
+  private readonly log: Logger;
+  private readonly rlog: RateLimitedLog;
+  private readonly durability: Durability;
+  private readonly maxBytes: number;
+  private readonly maxAgeMs: number;
+  private readonly checkIntervalMs: number;
+  private readonly now: () => Date;
+  private readonly linkPath: string;
+  private seg: OpenSegment | undefined;
+  private segCreatedAt = 0;
+  private lastCheck = 0;
+  private needNewline = false;
+  private seq = 0;
+  private dirty = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private readonly counters: RecorderStats = { written: 0, droppedInvalid: 0, droppedWrite: 0, rotations: 0 };
+
+  /** Opens the ledger; throws if it cannot. Prefer `openRecorder`, which never throws. */
+  constructor(options: FileRecorderOptions = {}) {
+    this.dir = resolveLedgerDir(options);
+    this.node = checkNodeId(options.node ?? hostname());
+    this.log = options.logger ?? defaultMeteringLogger();
+    this.rlog = new RateLimitedLog(this.log);
+    this.durability = options.durability ?? 'os';
+    this.maxBytes = options.maxSegmentBytes ?? 64 * 1024 * 1024;
+    this.maxAgeMs = options.maxSegmentAgeMs ?? 60 * 60 * 1000;
+    this.checkIntervalMs = options.checkIntervalMs ?? 20;
+    this.now = options.now ?? (() => new Date());
+    this.linkPath = path.join(this.dir, ACTIVE_LINK);
+    this.reopen();
+    if (this.durability === 'group-fsync') {
+      this.syncTimer = setInterval(() => void this.syncNow(), options.fsyncIntervalMs ?? 50);
+      this.syncTimer.unref();
+    }
+  }
+
+  emit(input: EntryInput): string | undefined {
+    let line: Buffer;
+    let id: string;
+    try {
+      if (!this.seg) {
+        this.counters.droppedWrite++;
+        this.rlog.warn('closed', { dir: this.dir }, 'metering: emit after close; entry dropped');
+        return undefined;
+      }
+      const emitted_at = validateInput(input, this.now);
+      id = ulid(Date.parse(emitted_at));
+      const text = serializeEntry({
+        v: WIRE_VERSION,
+        id,
+        node: this.node,
+        writer: this.writer,
+        seq: this.seq + 1,
+        kind: input.kind,
+        vm_id: input.vm_id,
+        snapshot_id: input.snapshot_id,
+        source_snapshot_id: input.source_snapshot_id,
+        reason: input.reason,
+        hypervisor: input.hypervisor,
+        shape: input.shape,
+        emitted_at,
+      });
+      line = Buffer.from(text + '\n', 'utf8');
+    } catch (err) {
+      this.counters.droppedInvalid++;
+      const reason = err instanceof MeteringValidationError ? err.reason : String(err);
+      // Log what is wrong and which resource, never the whole entry.
+      this.rlog.warn(`invalid:${reason}`, { reason, kind: safeField(input, 'kind'), vm_id: safeField(input, 'vm_id'), snapshot_id: safeField(input, 'snapshot_id') }, 'metering: invalid entry not recorded');
+      return undefined;
+    }
+    // The seq is spent even if the write fails: the gap tells consumers an entry was lost here.
+    this.seq++;
+    return this.write(line) ? id : undefined;
+  }
+
+  private write(line: Buffer): boolean {
+    let written = 0;
+    try {
+      this.checkSegment();
+      const seg = this.seg!;
+      if (this.needNewline) {
+        // The previous write was torn; end that fragment so this entry starts on a line of its own.
+        fs.writeSync(seg.fd, '\n');
+        this.needNewline = false;
+      }
+      while (written < line.length) written += fs.writeSync(seg.fd, line, written, line.length - written);
+      this.counters.written++;
+      if (this.durability === 'fsync') fs.fdatasyncSync(seg.fd);
+      else if (this.durability === 'group-fsync') this.dirty = true;
+      return true;
+    } catch (err) {
+      if (written > 0) this.needNewline = true;
+      this.counters.droppedWrite++;
+      const code = errorCode(err);
+      this.rlog.warn(`write:${code}`, { dir: this.dir, code, seq: this.seq, dropped: this.counters.droppedWrite }, 'metering: ledger write failed; entry dropped');
+      // Anything but a full disk may mean the fd is bad: re-resolve on the next emit.
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') this.lastCheck = 0;
+      return false;
+    }
+  }
+
+  /**
+   * At most once per checkIntervalMs: make sure we still append to the active segment (another
+   * process may have rotated it) and rotate when it is too big or too old. This is what keeps a
+   * writer from appending to a rotated segment for longer than one interval.
+   */
+  private checkSegment(): void {
+    const nowMs = Date.now();
+    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs) return;
+    this.lastCheck = nowMs;
+    const seg = this.seg!;
+    const st = fs.statSync(this.linkPath, { throwIfNoEntry: false });
+    if (!st || st.ino !== seg.ino || st.dev !== seg.dev) {
+      this.reopen();
+      return;
+    }
+    if (st.size >= this.maxBytes || nowMs - this.segCreatedAt >= this.maxAgeMs) {
+      const rotated = withLedgerLockSync(this.dir, 0, () => {
+        const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
+        // Someone else rotated first: just follow them.
+        if (again && again.ino === seg.ino && again.dev === seg.dev) {
+          startNewSegment(this.dir);
+          return true;
+        }
+        return false;
+      });
+      if (rotated) this.counters.rotations++;
+      this.reopen();
+    }
+  }
+
+  private reopen(): void {
+    const old = this.seg;
+    this.seg = openActiveSegment(this.dir);
+    this.segCreatedAt = segmentCreatedAt(this.seg.name) ?? Date.now();
+    this.needNewline = !endsWithNewline(this.seg.fd, this.seg.size);
+    this.lastCheck = Date.now();
+    if (old) {
+      try {
+        if (this.durability !== 'os') fs.fdatasyncSync(old.fd);
+      } finally {
+        fs.closeSync(old.fd);
+      }
+    }
+  }
+
+  private async syncNow(): Promise<void> {
+    if (this.syncing) return this.syncing;
+    if (!this.dirty || !this.seg) return;
+    this.dirty = false;
+    const fd = this.seg.fd;
+    this.syncing = new Promise<void>((resolve) => {
+      fs.fdatasync(fd, (err) => {
+        if (err) this.rlog.warn(`fsync:${err.code}`, { dir: this.dir, code: err.code }, 'metering: fsync failed');
+        resolve();
+      });
+    }).finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  async flush(): Promise<void> {
+    if (this.syncing) await this.syncing;
+    if (this.durability !== 'os') {
+      this.dirty = true;
+      await this.syncNow();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.seg) return;
+    await this.flush();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    fs.closeSync(this.seg.fd);
+    this.seg = undefined;
+  }
+
+  stats(): RecorderStats {
+    return { ...this.counters };
+  }
+}
+
+function safeField(input: unknown, key: string): unknown {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const v = (input as Record<string, unknown>)[key];
+  return typeof v === 'string' ? v.slice(0, 80) : undefined;
+}
+
+/**
+ * Opens a FileRecorder. If the ledger cannot be opened (no permission, read-only disk, bad node id)
+ * it logs a warning and returns a NopRecorder: metering must never stop a VM from starting.
+ */
+export function openRecorder(options: FileRecorderOptions = {}): Recorder {
+  try {
+    return new FileRecorder(options);
+  } catch (err) {
+    const logger = options.logger ?? defaultMeteringLogger();
+    logger.warn(
+      { dir: resolveLedgerDir(options), code: errorCode(err), err: err instanceof Error ? err.message : String(err) },
+      'metering: cannot open the ledger; recording is disabled (NopRecorder)',
+    );
+    return new NopRecorder();
+  }
+}

@@ -1,0 +1,40 @@
+import { randomFillSync } from 'node:crypto';
+
+// Crockford base32, as the ULID spec requires: sortable by time, no ambiguous letters.
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const POOL_SIZE = 4096;
+const pool = Buffer.alloc(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
+/** Random bytes from a pooled buffer: one getrandom() per ~400 ids instead of one per id. */
+function randomBytes(n: number): Buffer {
+  if (poolOffset + n > POOL_SIZE) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const out = pool.subarray(poolOffset, poolOffset + n);
+  poolOffset += n;
+  return out;
+}
+
+/** A ULID: 48-bit millisecond time + 80 random bits, 26 characters. */
+export function ulid(timeMs: number = Date.now()): string {
+  let time = '';
+  let t = timeMs;
+  for (let i = 0; i < 10; i++) {
+    time = ALPHABET[t % 32]! + time;
+    t = Math.floor(t / 32);
+  }
+  const bytes = randomBytes(16);
+  let rand = '';
+  for (let i = 0; i < 16; i++) rand += ALPHABET[bytes[i]! & 31]!;
+  return time + rand;
+}
+
+/** A short random id (for writer ids and segment names): 16 base32 characters, 80 bits. */
+export function randomId(length = 16): string {
+  const bytes = randomBytes(length);
+  let out = '';
+  for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! & 31]!;
+  return out.toLowerCase();
+}
