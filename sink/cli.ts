@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/** The `metering` command line. Each subcommand lives in sink/commands/<name>.ts. */
+import { Command } from 'commander';
+
+const program = new Command()
+  .name('metering')
+  .description('Ship metering ledgers to object storage and turn them into usage intervals and hourly rollups.')
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+// Subcommand registrations (one line each).
+
+await program.parseAsync(process.argv);

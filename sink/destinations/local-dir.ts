@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PermanentDestinationError, type Destination, type ObjectInfo, type PutIfAbsentResult, type PutOptions } from './destination.js';
+
+const META_DIR = '.meta';
+const TMP_DIR = '.tmp';
+
+/** Checks an object name is a plain relative path that stays inside the root. */
+export function checkObjectName(name: string): string {
+  const parts = name.split('/');
+  if (name.length === 0 || name.includes('\0') || name.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith('.'))) {
+    throw new Error(`object name ${JSON.stringify(name)} is not a safe relative path`);
+  }
+  return name;
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const h = await fsp.open(p, 'r');
+  try {
+    await h.sync();
+  } catch {
+    // Directories on some filesystems refuse fsync; rename/link are still atomic.
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * A local directory used as a bucket: the embedded default, zero set-up. Objects are files named by
+ * their object name; metadata lives in `.meta/<name>.json`. Writes are temp file + fsync + link
+ * (create-only) or rename (replace), so a reader never sees half an object.
+ */
+export class LocalDirDestination implements Destination {
+  readonly root: string;
+  readonly description: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `file://${this.root}`;
+  }
+
+  private file(name: string): string {
+    return path.join(this.root, ...checkObjectName(name).split('/'));
+  }
+
+  private metaFile(name: string): string {
+    return path.join(this.root, META_DIR, ...checkObjectName(name).split('/')) + '.json';
+  }
+
+  private async writeTemp(body: Buffer): Promise<string> {
+    const dir = path.join(this.root, TMP_DIR);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const h = await fsp.open(tmp, 'wx', 0o600);
+    try {
+      await h.writeFile(body);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    return tmp;
+  }
+
+  private async writeMeta(name: string, options: PutOptions | undefined): Promise<void> {
+    const meta = { contentType: options?.contentType, contentEncoding: options?.contentEncoding, metadata: options?.metadata ?? {} };
+    const target = this.metaFile(name);
+    await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    const tmp = await this.writeTemp(Buffer.from(JSON.stringify(meta)));
+    await fsp.rename(tmp, target);
+  }
+
+  private async ensureRoot(): Promise<void> {
+    try {
+      await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
+        throw new PermanentDestinationError(`cannot create bucket directory ${this.root}: ${code}`, `make ${this.root} a writable directory for this user`);
+      }
+      throw err;
+    }
+  }
+
+  async putIfAbsent(name: string, body: Buffer, options?: PutOptions): Promise<PutIfAbsentResult> {
+    const target = this.file(name);
+    if (fs.existsSync(target)) return 'exists';
+    await this.ensureRoot();
+    // Metadata first: an object is never visible without it (a leftover .meta of a crash is harmless).
+    await this.writeMeta(name, options);
+    await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    const tmp = await this.writeTemp(body);
+    try {
+      // link() fails with EEXIST instead of overwriting: the directory twin of ifGenerationMatch: 0.
+      await fsp.link(tmp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+      throw err;
+    } finally {
+      await fsp.unlink(tmp).catch(() => {});
+    }
+    await fsyncPath(path.dirname(target));
+    return 'created';
+  }
+
+  async put(name: string, body: Buffer, options?: PutOptions): Promise<void> {
+    const target = this.file(name);
+    await this.ensureRoot();
+    await this.writeMeta(name, options);
+    await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    const tmp = await this.writeTemp(body);
+    await fsp.rename(tmp, target);
+  }
+
+  async get(name: string): Promise<Buffer | undefined> {
+    try {
+      return await fsp.readFile(this.file(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private async readMeta(name: string): Promise<Record<string, string>> {
+    try {
+      const parsed = JSON.parse(await fsp.readFile(this.metaFile(name), 'utf8')) as { metadata?: Record<string, string> };
+      return parsed.metadata ?? {};
+    } catch {
+      return {};
+    }
+  }
+
+  async head(name: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fsp.stat(this.file(name));
+      return { name, size: st.size, metadata: await this.readMeta(name) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the deepest directory the prefix names, not the whole bucket.
+    const slash = prefix.lastIndexOf('/');
+    const baseDir = slash === -1 ? '' : prefix.slice(0, slash);
+    const names: { name: string; size: number }[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fsp.readdir(path.join(this.root, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith('.')) continue;
+        const childRel = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          if (childRel.startsWith(prefix) || prefix.startsWith(childRel + '/')) await walk(childRel);
+        } else if (e.isFile() && childRel.startsWith(prefix)) {
+          const st = await fsp.stat(path.join(this.root, ...childRel.split('/')));
+          names.push({ name: childRel, size: st.size });
+        }
+      }
+    };
+    await walk(baseDir);
+    names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const n of names) yield { name: n.name, size: n.size, metadata: await this.readMeta(n.name) };
+  }
+
+  async delete(name: string): Promise<void> {
+    await fsp.rm(this.file(name), { force: true });
+    await fsp.rm(this.metaFile(name), { force: true });
+  }
+}
+
+/** `file:///abs/path`, or a plain path. */
+export function localDirFromUrl(url: string): LocalDirDestination {
+  return new LocalDirDestination(url.startsWith('file://') ? fileURLToPath(url) : url);
+}
