@@ -9,6 +9,10 @@
  * of the segment the object covers, zero-padded so names sort by offset. Both are fixed by the
  * ledger bytes, so a retry after a crash produces the same name and a create-only upload turns a
  * repeat into a no-op. `dt` is the segment's creation date (from its name), also fixed.
+ *
+ * A segment whose bytes were replaced underneath the shipper (truncated by hand, restored from a
+ * copy) is shipped again under a new generation, `<segment>.g<gen>.<start>-<end>`, so new content
+ * never collides with an object that holds the old bytes of the same range. Generation 0 has no tag.
  */
 import { isSegmentName, segmentCreatedAt } from '../src/index.js';
 
@@ -17,7 +21,7 @@ export const QUARANTINE_DIR = 'quarantine';
 export const NODES_DIR = 'nodes';
 const OFFSET_DIGITS = 16;
 const NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const OBJECT_RE = /^(ledger-\d{8}T\d{9}Z-[a-z0-9]{8})\.(\d{16})-(\d{16})\.ndjson(\.gz)?$/;
+const OBJECT_RE = /^(ledger-\d{8}T\d{9}Z-[a-z0-9]{8})\.(?:g(\d+)\.)?(\d{16})-(\d{16})\.ndjson(\.gz)?$/;
 
 export type ObjectClass = 'ledger' | 'quarantine';
 
@@ -59,10 +63,12 @@ export function segmentObjectDir(prefix: string, cls: ObjectClass, node: string,
   return join(normalizePrefix(prefix), cls === 'ledger' ? LEDGER_DIR : QUARANTINE_DIR, `node=${assertSafeNode(node)}`, `dt=${segmentDate(segmentName)}`);
 }
 
-/** The deterministic name of the object holding bytes [start, end) of a segment. */
-export function objectName(prefix: string, cls: ObjectClass, node: string, segmentName: string, start: number, end: number, gzip: boolean): string {
+/** The deterministic name of the object holding bytes [start, end) of generation `gen` of a segment. */
+export function objectName(prefix: string, cls: ObjectClass, node: string, segmentName: string, start: number, end: number, gzip: boolean, gen = 0): string {
   if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && end > start)) throw new Error(`bad byte range ${start}-${end}`);
-  return `${segmentObjectDir(prefix, cls, node, segmentName)}/${segmentBase(segmentName)}.${pad(start)}-${pad(end)}.ndjson${gzip ? '.gz' : ''}`;
+  if (!(Number.isSafeInteger(gen) && gen >= 0)) throw new Error(`bad generation ${gen}`);
+  const genTag = gen === 0 ? '' : `g${gen}.`;
+  return `${segmentObjectDir(prefix, cls, node, segmentName)}/${segmentBase(segmentName)}.${genTag}${pad(start)}-${pad(end)}.ndjson${gzip ? '.gz' : ''}`;
 }
 
 export interface ParsedObjectName {
@@ -70,6 +76,7 @@ export interface ParsedObjectName {
   node: string;
   dt: string;
   segment: string;
+  gen: number;
   start: number;
   end: number;
   gzip: boolean;
@@ -89,7 +96,7 @@ export function parseObjectName(prefix: string, name: string): ParsedObjectName 
   if (!m) return undefined;
   const node = nodePart.slice(5);
   if (!NODE_RE.test(node)) return undefined;
-  return { cls, node, dt: dtPart.slice(3), segment: `${m[1]}.jsonl`, start: Number(m[2]), end: Number(m[3]), gzip: m[4] !== undefined };
+  return { cls, node, dt: dtPart.slice(3), segment: `${m[1]}.jsonl`, gen: m[2] === undefined ? 0 : Number(m[2]), start: Number(m[3]), end: Number(m[4]), gzip: m[5] !== undefined };
 }
 
 export function nodeProgressName(prefix: string, node: string): string {
