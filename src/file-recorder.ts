@@ -88,11 +88,13 @@ export class FileRecorder implements Recorder {
   private readonly maxBytes: number;
   private readonly maxAgeMs: number;
   private readonly checkIntervalMs: number;
-  private readonly now: () => Date;
+  private readonly now: () => Date | string;
   private readonly linkPath: string;
   private seg: OpenSegment | undefined;
   private segCreatedAt = 0;
   private lastCheck = 0;
+  /** Size of the active segment at the last check plus what this writer appended since. */
+  private approxSize = 0;
   private needNewline = false;
   private seq = 0;
   private dirty = false;
@@ -110,7 +112,7 @@ export class FileRecorder implements Recorder {
     this.maxBytes = options.maxSegmentBytes ?? 64 * 1024 * 1024;
     this.maxAgeMs = options.maxSegmentAgeMs ?? 60 * 60 * 1000;
     this.checkIntervalMs = options.checkIntervalMs ?? 20;
-    this.now = options.now ?? (() => new Date());
+    this.now = options.now ?? cachedSystemTime;
     this.linkPath = path.join(this.dir, ACTIVE_LINK);
     this.reopen();
     if (this.durability === 'group-fsync') {
@@ -120,7 +122,7 @@ export class FileRecorder implements Recorder {
   }
 
   emit(input: EntryInput): string | undefined {
-    let line: Buffer;
+    let line: string;
     let id: string;
     try {
       if (!this.seg) {
@@ -129,7 +131,7 @@ export class FileRecorder implements Recorder {
         return undefined;
       }
       const emitted_at = validateInput(input, this.now);
-      id = ulid(Date.parse(emitted_at));
+      id = ulid(input.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
       const text = serializeEntry({
         v: WIRE_VERSION,
         id,
@@ -145,7 +147,7 @@ export class FileRecorder implements Recorder {
         shape: input.shape,
         emitted_at,
       });
-      line = Buffer.from(text + '\n', 'utf8');
+      line = text + '\n';
     } catch (err) {
       this.counters.droppedInvalid++;
       const reason = err instanceof MeteringValidationError ? err.reason : String(err);
@@ -158,7 +160,7 @@ export class FileRecorder implements Recorder {
     return this.write(line) ? id : undefined;
   }
 
-  private write(line: Buffer): boolean {
+  private write(line: string): boolean {
     let written = 0;
     try {
       this.checkSegment();
@@ -168,7 +170,17 @@ export class FileRecorder implements Recorder {
         fs.writeSync(seg.fd, '\n');
         this.needNewline = false;
       }
-      while (written < line.length) written += fs.writeSync(seg.fd, line, written, line.length - written);
+      // Strings go straight to write(2); Node encodes them without an intermediate Buffer.
+      written = fs.writeSync(seg.fd, line);
+      const total = Buffer.byteLength(line);
+      if (written < total) {
+        // A short write (rare: quota, signal): finish the line from where the kernel stopped.
+        const rest = Buffer.from(line).subarray(written);
+        let done = 0;
+        while (done < rest.length) done += fs.writeSync(seg.fd, rest, done, rest.length - done);
+        written += done;
+      }
+      this.approxSize += written;
       this.counters.written++;
       if (this.durability === 'fsync') fs.fdatasyncSync(seg.fd);
       else if (this.durability === 'group-fsync') this.dirty = true;
@@ -191,7 +203,8 @@ export class FileRecorder implements Recorder {
    */
   private checkSegment(): void {
     const nowMs = Date.now();
-    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs) return;
+    // A burst that fills the segment triggers a check early, so segments stay near their size limit.
+    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs && this.approxSize < this.maxBytes) return;
     this.lastCheck = nowMs;
     const seg = this.seg!;
     const st = fs.statSync(this.linkPath, { throwIfNoEntry: false });
@@ -199,6 +212,7 @@ export class FileRecorder implements Recorder {
       this.reopen();
       return;
     }
+    this.approxSize = st.size;
     if (st.size >= this.maxBytes || nowMs - this.segCreatedAt >= this.maxAgeMs) {
       const rotated = withLedgerLockSync(this.dir, 0, () => {
         const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
@@ -220,6 +234,7 @@ export class FileRecorder implements Recorder {
     this.segCreatedAt = segmentCreatedAt(this.seg.name) ?? Date.now();
     this.needNewline = !endsWithNewline(this.seg.fd, this.seg.size);
     this.lastCheck = Date.now();
+    this.approxSize = this.seg.size;
     if (old) {
       try {
         if (this.durability !== 'os') fs.fdatasyncSync(old.fd);
@@ -264,6 +279,18 @@ export class FileRecorder implements Recorder {
   stats(): RecorderStats {
     return { ...this.counters };
   }
+}
+
+let lastMs = -1;
+let lastIso = '';
+/** The system clock as an RFC 3339 string, formatted once per millisecond (hot path). */
+function cachedSystemTime(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function safeField(input: unknown, key: string): unknown {

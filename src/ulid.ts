@@ -17,14 +17,23 @@ function randomBytes(n: number): Buffer {
   return out;
 }
 
+let cachedMs = -1;
+let cachedTime = '';
+
 /** A ULID: 48-bit millisecond time + 80 random bits, 26 characters. */
 export function ulid(timeMs: number = Date.now()): string {
-  let time = '';
-  let t = timeMs;
-  for (let i = 0; i < 10; i++) {
-    time = ALPHABET[t % 32]! + time;
-    t = Math.floor(t / 32);
+  if (timeMs !== cachedMs) {
+    // Many ids share a millisecond at high rates: encode the time part once per ms.
+    let time = '';
+    let t = timeMs;
+    for (let i = 0; i < 10; i++) {
+      time = ALPHABET[t % 32]! + time;
+      t = Math.floor(t / 32);
+    }
+    cachedMs = timeMs;
+    cachedTime = time;
   }
+  const time = cachedTime;
   const bytes = randomBytes(16);
   let rand = '';
   for (let i = 0; i < 16; i++) rand += ALPHABET[bytes[i]! & 31]!;
