@@ -1,0 +1,27 @@
+/** Whole-file writes that a reader (or a crash) never sees half done: temp file, fsync, rename. */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const h = await fsp.open(tmp, 'wx', 0o644);
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (err) {
+    await h.close();
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await h.close();
+  await fsp.rename(tmp, file);
+}
+
+/** ndjson text of rows (one JSON object per line, trailing newline when not empty). */
+export function toNdjson(rows: readonly unknown[]): string {
+  let out = '';
+  for (const r of rows) out += JSON.stringify(r) + '\n';
+  return out;
+}

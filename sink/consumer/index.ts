@@ -1,0 +1,11 @@
+/** The central consumer as a library: embed `runRollup` / `computeUsage` in a billing service. */
+export { runRollup, DEFAULT_GRACE_MS, DEFAULT_STALE_AFTER_MS, DEFAULT_RETAIN_MS } from './run-rollup.js';
+export type { RollupOptions, RollupResult, RollupProgress, RunSummary } from './run-rollup.js';
+export type { UsageInterval, HourlyRow, TimelineAnomaly, LineLocation } from './types.js';
+export type { RollupReport, Counted, BadObject } from './report.js';
+export type { NodeStatus } from './watermark.js';
+export type { SeqGap } from './seq-tracker.js';
+export { splitByHour } from './hour-split.js';
+export type { HourSlice } from './hour-split.js';
+export { RollupLockedError, lockState } from './state-lock.js';
+export { StateFileError } from './state-store.js';

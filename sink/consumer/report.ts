@@ -1,0 +1,61 @@
+/** report.json: everything a run found, cumulative over all runs of one state, in a stable order. */
+import type { NodeStatus } from './watermark.js';
+import type { SeqGap } from './seq-tracker.js';
+import type { EntryFinding, InvalidLineFinding } from './state-store.js';
+import type { TimelineAnomaly, UsageInterval } from './types.js';
+
+export interface Counted<T> {
+  count: number;
+  /** At most 1000 items; `count` is exact. */
+  items: T[];
+}
+
+export interface BadObject {
+  object: string;
+  error: string;
+}
+
+export interface RollupReport {
+  v: 1;
+  source: string;
+  /** The consumer's clock for this run (the one trusted clock). */
+  now: string;
+  /** Hours ending at or before it are final. Never moves back. */
+  watermark: string;
+  /** What this run's evidence alone supports; behind `watermark` after a stale node came back. */
+  watermark_computed: string;
+  grace_ms: number;
+  stale_after_ms: number;
+  retain_ms: number;
+  /** Events before it are folded into checkpoints; one arriving later is a too-late entry. */
+  horizon: string | null;
+  nodes: NodeStatus[];
+  objects: { ledger_read: number; quarantine_read: number; bad: BadObject[]; unknown: string[] };
+  entries_read: number;
+  duplicates: number;
+  conflicting_duplicates: Counted<EntryFinding>;
+  invalid_lines: Counted<InvalidLineFinding>;
+  quarantined_lines: number;
+  orphan_stops: Counted<TimelineAnomaly>;
+  duplicate_starts: Counted<TimelineAnomaly>;
+  duplicate_stops: Counted<TimelineAnomaly>;
+  seq_gaps: { writers: number; missing: number; items: SeqGap[] };
+  stale_intervals: Counted<Pick<UsageInterval, 'family' | 'resource_id' | 'node' | 'start' | 'end'>>;
+  late_entries: Counted<EntryFinding>;
+  too_late_entries: Counted<EntryFinding>;
+  node_mismatches: Counted<EntryFinding>;
+  intervals: { total: number; open: number; unconfirmed_end: number };
+  hourly_rows: { total: number; final: number; provisional: number };
+  revisions: number;
+}
+
+const CAP = 1000;
+
+export function counted<T>(items: readonly T[], count = items.length): Counted<T> {
+  return { count, items: items.slice(0, CAP) };
+}
+
+export function anomaliesOf(all: readonly TimelineAnomaly[], type: TimelineAnomaly['type']): Counted<TimelineAnomaly> {
+  const items = all.filter((a) => a.type === type).sort((a, b) => (a.emitted_at < b.emitted_at ? -1 : a.emitted_at > b.emitted_at ? 1 : a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
+  return counted(items);
+}

@@ -1,0 +1,338 @@
+/**
+ * One rollup run: read new objects, fold their entries into per-resource timelines, compute the
+ * watermark, derive intervals and hourly rows, publish (with revisions), write outputs and state.
+ *
+ * Everything published is a function of the retained timelines, the folded checkpoints and the
+ * watermark, so a re-run with nothing new produces the same outputs, and the order in which
+ * objects arrive, or how they are split over runs, does not change the intervals or the row values.
+ */
+import * as path from 'node:path';
+import { pino } from 'pino';
+import { describeKind, type Family, type LedgerEntry, type Logger } from '../../src/index.js';
+import type { Destination } from '../destinations/destination.js';
+import { openDestination } from '../destinations/open.js';
+import type { NodeProgress } from '../layout.js';
+import { toNdjson, writeFileAtomic } from './atomic-write.js';
+import { hourlyTotals } from './hourly-rollup.js';
+import { anomaliesOf, counted, type BadObject, type RollupReport } from './report.js';
+import { INITIAL_STATE, openInterval, runTimeline } from './resource-timeline.js';
+import { publish } from './revisions.js';
+import { SeqTracker } from './seq-tracker.js';
+import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ListedObject, type ObjectRead } from './source-reader.js';
+import { lockState } from './state-lock.js';
+import { emptyState, loadState, pushFinding, saveState, type ConsumerState, type EntryFinding, type ResourceRecord } from './state-store.js';
+import { compareEvents, iso, toTimelineEvent, type HourlyRow, type TimelineAnomaly, type TimelineEvent, type UsageInterval } from './types.js';
+import { computeWatermark, type NodeStatus } from './watermark.js';
+
+export const DEFAULT_GRACE_MS = 5 * 60_000;
+export const DEFAULT_STALE_AFTER_MS = 6 * 3_600_000;
+export const DEFAULT_RETAIN_MS = 7 * 86_400_000;
+
+export interface RollupProgress {
+  phase: 'list' | 'read' | 'compute' | 'write';
+  objectsDone: number;
+  objectsTotal: number;
+  entries: number;
+}
+
+export interface RollupOptions {
+  /** `gs://bucket/prefix`, `file:///dir` or a directory path. */
+  source: string;
+  /** An already opened source (library use, tests); `source` is then only its name in state and report. */
+  destination?: { destination: Destination; prefix: string };
+  /** Directory for intervals.ndjson, hourly.ndjson, revisions.ndjson, report.json. None: nothing is written. */
+  out?: string;
+  /** State file. Default `<out>/state.json`; without `out` and `state` the run keeps no state. */
+  state?: string;
+  /** Subtracted from the watermark (late uploads in flight). Default 5 minutes. */
+  graceMs?: number;
+  /** A node whose last report is older than this stops holding the watermark. Default 6 hours. */
+  staleAfterMs?: number;
+  /** Timelines older than the watermark minus this are folded into checkpoints. Default 7 days. */
+  retainMs?: number;
+  /** The consumer's clock: the one trusted clock for staleness and the watermark cap. Default: now. */
+  now?: Date | number;
+  logger?: Logger;
+  onProgress?: (p: RollupProgress) => void;
+  /** Objects fetched at once. Default 8. */
+  concurrency?: number;
+}
+
+export interface RunSummary {
+  objects_read: number;
+  entries_read: number;
+  new_revisions: number;
+  watermark: string;
+}
+
+export interface RollupResult {
+  intervals: UsageInterval[];
+  hourly: HourlyRow[];
+  /** Revisions emitted by this run (all of them are in revisions.ndjson). */
+  revisions: HourlyRow[];
+  report: RollupReport;
+  run: RunSummary;
+}
+
+const resourceKey = (family: Family, id: string): string => `${family}\u0000${id}`;
+const silentLogger = (): Logger => pino({ level: 'silent' });
+
+function sameEvent(a: TimelineEvent, b: TimelineEvent): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function compareIntervals(a: UsageInterval, b: UsageInterval): number {
+  const ka = [a.family, a.resource_id, a.start, a.start_event_id];
+  const kb = [b.family, b.resource_id, b.start, b.start_event_id];
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
+  return 0;
+}
+
+/** Folds the incoming entries of one run into the state (dedup, seq coverage, late/too-late). */
+class Ingest {
+  readonly seq: SeqTracker;
+  private readonly byId = new Map<string, TimelineEvent>();
+  readonly dirty = new Set<string>();
+  entries = 0;
+
+  constructor(
+    private readonly state: ConsumerState,
+    private readonly previousWatermark: number | null,
+  ) {
+    this.seq = new SeqTracker(state.writers);
+    for (const r of Object.values(state.resources)) for (const e of r.events) this.byId.set(e.id, e);
+  }
+
+  add(entry: LedgerEntry, object: ListedObject, offset: number): void {
+    const s = this.state;
+    s.totals.entries_read++;
+    this.entries++;
+    const ev = toTimelineEvent(entry);
+    const finding = (): EntryFinding => ({ object: object.name, offset, id: entry.id, node: entry.node, emitted_at: entry.emitted_at });
+    const seen = this.byId.get(ev.id);
+    if (seen) {
+      s.totals.duplicates++;
+      if (!sameEvent(seen, ev)) {
+        s.totals.conflicting_duplicates++;
+        pushFinding(s.findings.conflicting_duplicates, finding());
+      }
+      return;
+    }
+    if (this.seq.has(ev.writer, ev.seq)) {
+      // Same writer and seq as an entry seen before: its id left the dedup window with its timeline.
+      s.totals.duplicates++;
+      return;
+    }
+    this.seq.add(ev.writer, ev.node, ev.seq);
+    if (entry.node !== object.parsed.node) {
+      s.totals.node_mismatches++;
+      pushFinding(s.findings.node_mismatches, finding());
+    }
+    if (s.horizon !== null && ev.t < s.horizon) {
+      // Its resource's timeline before the horizon is folded; replaying it is no longer possible.
+      s.totals.too_late_entries++;
+      pushFinding(s.findings.too_late_entries, finding());
+      return;
+    }
+    if (this.previousWatermark !== null && ev.t < this.previousWatermark) {
+      s.totals.late_entries++;
+      pushFinding(s.findings.late_entries, finding());
+    }
+    const info = describeKind(ev.kind)!;
+    const rid = (info.idField === 'vm_id' ? entry.vm_id : entry.snapshot_id)!;
+    const key = resourceKey(info.family, rid);
+    const r = (s.resources[key] ??= { family: info.family, resource_id: rid, base: INITIAL_STATE, events: [] });
+    r.events.push(ev);
+    this.byId.set(ev.id, ev);
+    this.dirty.add(key);
+  }
+
+  sortDirty(): void {
+    for (const key of this.dirty) this.state.resources[key]!.events.sort(compareEvents);
+  }
+}
+
+/** Folds every event before `horizon` into its resource's checkpoint (bounded memory). */
+function compact(state: ConsumerState, horizon: number): void {
+  if (state.horizon !== null && horizon <= state.horizon) return;
+  for (const [key, r] of Object.entries(state.resources)) {
+    let cut = 0;
+    while (cut < r.events.length && r.events[cut]!.t < horizon) cut++;
+    if (cut > 0) {
+      const folded = runTimeline(r.family, r.resource_id, r.base, r.events.slice(0, cut));
+      state.frozen_intervals.push(...folded.closed);
+      state.frozen_anomalies.push(...folded.anomalies);
+      r.base = folded.state;
+      r.events = r.events.slice(cut);
+    }
+    if (r.events.length === 0 && r.base.open === null) delete state.resources[key];
+  }
+  state.horizon = horizon;
+}
+
+/** Intervals of every retained resource; open ones of a stale node end at their last evidence. */
+function deriveIntervals(state: ConsumerState, nodes: Map<string, NodeStatus>, now: number): { intervals: UsageInterval[]; anomalies: TimelineAnomaly[] } {
+  const intervals: UsageInterval[] = [...state.frozen_intervals];
+  const anomalies: TimelineAnomaly[] = [...state.frozen_anomalies];
+  for (const r of Object.values(state.resources)) {
+    const res = runTimeline(r.family, r.resource_id, r.base, r.events);
+    intervals.push(...res.closed);
+    anomalies.push(...res.anomalies);
+    const open = res.state.open;
+    if (!open) continue;
+    const iv = openInterval(r.family, r.resource_id, open);
+    const node = nodes.get(open.lastEvidenceNode);
+    if (node?.stale) {
+      // The node's last report vouches for everything it wrote before complete_through: no stop among them.
+      const vouched = node.complete_through !== null ? Math.min(Date.parse(node.complete_through), now) : -Infinity;
+      iv.end = iso(Math.max(open.lastEvidence, vouched));
+      iv.close_reason = 'stale-node';
+      iv.unconfirmed_end = true;
+    }
+    intervals.push(iv);
+  }
+  intervals.sort(compareIntervals);
+  return { intervals, anomalies };
+}
+
+function toTime(now: Date | number | undefined): number {
+  if (now === undefined) return Date.now();
+  const t = now instanceof Date ? now.getTime() : now;
+  if (!Number.isFinite(t)) throw new Error(`invalid now: ${String(now)}`);
+  return t;
+}
+
+export async function runRollup(options: RollupOptions): Promise<RollupResult> {
+  const log = options.logger ?? silentLogger();
+  const progress = options.onProgress ?? ((): void => {});
+  const now = toTime(options.now);
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
+  for (const [name, v] of [['grace', graceMs], ['stale-after', staleAfterMs], ['retain', retainMs]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
+  }
+  const { destination, prefix } = options.destination ?? (await openDestination(options.source));
+  const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.json') : undefined);
+  const release = stateFile ? await lockState(stateFile) : undefined;
+  try {
+    const state = stateFile ? await loadState(stateFile, options.source) : emptyState(options.source);
+    const previousWatermark = state.watermark;
+
+    progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
+    const listing = await listSource(destination, prefix);
+    const newLedger = listing.ledger.filter((o) => state.objects[o.name] === undefined);
+    const newQuarantine = listing.quarantine.filter((o) => state.quarantine[o.name] === undefined);
+    const total = newLedger.length + newQuarantine.length;
+    const bad: BadObject[] = [];
+    const ingest = new Ingest(state, previousWatermark);
+    let done = 0;
+
+    // Fetch a window ahead, fold in name order: memory bounded by the window, result deterministic.
+    const window = Math.max(1, options.concurrency ?? 8);
+    const pending: Promise<ObjectRead>[] = [];
+    for (let i = 0; i < newLedger.length; i++) {
+      while (pending.length < window && i + pending.length < newLedger.length) pending.push(readLedgerObject(destination, newLedger[i + pending.length]!.name));
+      const object = newLedger[i]!;
+      const read = await pending.shift()!;
+      if (!read.ok) {
+        bad.push({ object: object.name, error: read.error });
+        log.warn({ object: object.name, error: read.error }, 'metering rollup: object skipped');
+      } else {
+        let entries = 0;
+        let invalid = 0;
+        for (const rec of read.records) {
+          if (rec.type === 'entry') {
+            entries++;
+            ingest.add(rec.entry, object, rec.offset);
+          } else {
+            invalid++;
+            state.totals.invalid_lines++;
+            pushFinding(state.findings.invalid_lines, { object: object.name, offset: rec.offset, length: rec.length, reason: rec.reason });
+          }
+        }
+        if (invalid > 0) log.warn({ object: object.name, invalid }, 'metering rollup: invalid lines skipped');
+        state.objects[object.name] = { entries, invalid };
+      }
+      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: ingest.entries });
+    }
+    for (const object of newQuarantine) {
+      const lines = await countQuarantineLines(destination, object.name);
+      if (typeof lines === 'number') state.quarantine[object.name] = lines;
+      else bad.push({ object: object.name, error: lines.error });
+      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: ingest.entries });
+    }
+    ingest.sortDirty();
+
+    progress({ phase: 'compute', objectsDone: done, objectsTotal: total, entries: ingest.entries });
+    const progressByNode = new Map<string, NodeProgress | { error: string }>();
+    for (const [node, name] of listing.nodes) {
+      const p = await readNodeProgress(destination, name, node);
+      progressByNode.set(node, p.ok ? p.progress : { error: p.error });
+      if (!p.ok) bad.push({ object: name, error: p.error });
+    }
+    const nodesWithData = new Set(Object.values(state.writers).map((w) => w.node));
+    const wm = computeWatermark({ progress: progressByNode, nodesWithData, now, graceMs, staleAfterMs, previous: previousWatermark });
+    const nodeStatus = new Map(wm.nodes.map((n) => [n.node, n]));
+
+    compact(state, wm.watermark - retainMs);
+    const { intervals, anomalies } = deriveIntervals(state, nodeStatus, now);
+    const totals = hourlyTotals(intervals, wm.watermark);
+    const pub = publish(totals, state.published, wm.watermark, previousWatermark);
+    state.revisions.push(...pub.revisions);
+    state.watermark = wm.watermark;
+
+    const lastSeq = (writer: string): number | undefined => {
+      const p = progressByNode.get(state.writers[writer]!.node);
+      return p && !('error' in p) ? p.writers?.[writer]?.last_seq : undefined;
+    };
+    const gaps = ingest.seq.gaps(lastSeq);
+    const stale = intervals.filter((i) => i.unconfirmed_end).map(({ family, resource_id, node, start, end }) => ({ family, resource_id, node, start, end }));
+    const report: RollupReport = {
+      v: 1,
+      source: options.source,
+      now: iso(now),
+      watermark: iso(wm.watermark),
+      watermark_computed: iso(wm.computed),
+      grace_ms: graceMs,
+      stale_after_ms: staleAfterMs,
+      retain_ms: retainMs,
+      horizon: state.horizon === null ? null : iso(state.horizon),
+      nodes: wm.nodes,
+      objects: { ledger_read: Object.keys(state.objects).length, quarantine_read: Object.keys(state.quarantine).length, bad, unknown: listing.unknown },
+      entries_read: state.totals.entries_read,
+      duplicates: state.totals.duplicates,
+      conflicting_duplicates: counted(state.findings.conflicting_duplicates, state.totals.conflicting_duplicates),
+      invalid_lines: counted(state.findings.invalid_lines, state.totals.invalid_lines),
+      quarantined_lines: Object.values(state.quarantine).reduce((a, b) => a + b, 0),
+      orphan_stops: anomaliesOf(anomalies, 'orphan_stop'),
+      duplicate_starts: anomaliesOf(anomalies, 'duplicate_start'),
+      duplicate_stops: anomaliesOf(anomalies, 'duplicate_stop'),
+      seq_gaps: { writers: gaps.length, missing: gaps.reduce((n, g) => n + g.count, 0), items: gaps.slice(0, 1000) },
+      stale_intervals: counted(stale),
+      late_entries: counted(state.findings.late_entries, state.totals.late_entries),
+      too_late_entries: counted(state.findings.too_late_entries, state.totals.too_late_entries),
+      node_mismatches: counted(state.findings.node_mismatches, state.totals.node_mismatches),
+      intervals: { total: intervals.length, open: intervals.filter((i) => i.end === null).length, unconfirmed_end: stale.length },
+      hourly_rows: { total: pub.rows.length, final: pub.rows.filter((r) => r.final).length, provisional: pub.rows.filter((r) => !r.final).length },
+      revisions: state.revisions.length,
+    };
+
+    progress({ phase: 'write', objectsDone: done, objectsTotal: total, entries: ingest.entries });
+    if (options.out) {
+      await writeFileAtomic(path.join(options.out, 'intervals.ndjson'), toNdjson(intervals));
+      await writeFileAtomic(path.join(options.out, 'hourly.ndjson'), toNdjson(pub.rows));
+      await writeFileAtomic(path.join(options.out, 'revisions.ndjson'), toNdjson(state.revisions));
+      await writeFileAtomic(path.join(options.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+    }
+    // State last: a crash before this line re-reads the same objects next time and publishes the same rows.
+    if (stateFile) await saveState(stateFile, state);
+    const run: RunSummary = { objects_read: done, entries_read: ingest.entries, new_revisions: pub.revisions.length, watermark: report.watermark };
+    log.info({ ...run, bad_objects: bad.length, intervals: intervals.length, hourly_rows: pub.rows.length }, 'metering rollup: done');
+    return { intervals, hourly: pub.rows, revisions: pub.revisions, report, run };
+  } finally {
+    await release?.();
+  }
+}
+
+export type { ResourceRecord };

@@ -1,0 +1,119 @@
+/**
+ * Reading what the shippers uploaded, through the Destination interface (local directory or GCS):
+ * ledger objects (ndjson, maybe gzip), quarantine objects (counted, never billed) and node progress.
+ * Nothing here throws for bad content: a broken object or line comes back as a finding.
+ */
+import { gunzipSync } from 'node:zlib';
+import { parseLedgerBuffer, type LedgerRecord } from '../../src/index.js';
+import type { Destination } from '../destinations/destination.js';
+import { NODES_DIR, normalizePrefix, parseObjectName, type NodeProgress, type ParsedObjectName } from '../layout.js';
+
+export interface ListedObject {
+  name: string;
+  size: number;
+  parsed: ParsedObjectName;
+}
+
+export interface SourceListing {
+  ledger: ListedObject[];
+  quarantine: ListedObject[];
+  /** Node progress objects: node id -> object name. */
+  nodes: Map<string, string>;
+  /** Objects under the prefix that fit no known name (reported, not read). */
+  unknown: string[];
+}
+
+const NODE_FILE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.json$/;
+
+export async function listSource(destination: Destination, prefix: string): Promise<SourceListing> {
+  const p = normalizePrefix(prefix);
+  const listing: SourceListing = { ledger: [], quarantine: [], nodes: new Map(), unknown: [] };
+  const nodesDir = p ? `${p}/${NODES_DIR}/` : `${NODES_DIR}/`;
+  for await (const info of destination.list(p ? `${p}/` : '')) {
+    const parsed = parseObjectName(p, info.name);
+    if (parsed) {
+      (parsed.cls === 'ledger' ? listing.ledger : listing.quarantine).push({ name: info.name, size: info.size, parsed });
+      continue;
+    }
+    if (info.name.startsWith(nodesDir)) {
+      const m = NODE_FILE_RE.exec(info.name.slice(nodesDir.length));
+      if (m) {
+        listing.nodes.set(m[1]!, info.name);
+        continue;
+      }
+    }
+    listing.unknown.push(info.name);
+  }
+  return listing;
+}
+
+/** Gzip is detected by its magic bytes, not trusted from the name: a transcoding download is already plain. */
+function decode(body: Buffer): Buffer {
+  return body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
+}
+
+export type ObjectRead = { ok: true; records: LedgerRecord[] } | { ok: false; error: string };
+
+/** The records of one ledger object; `ok: false` names why the object as a whole could not be read. */
+export async function readLedgerObject(destination: Destination, name: string): Promise<ObjectRead> {
+  let body: Buffer | undefined;
+  try {
+    body = await destination.get(name);
+  } catch (err) {
+    return { ok: false, error: `cannot fetch: ${(err as Error).message}` };
+  }
+  if (body === undefined) return { ok: false, error: 'object disappeared between list and get' };
+  let plain: Buffer;
+  try {
+    plain = decode(body);
+  } catch (err) {
+    return { ok: false, error: `not valid gzip: ${(err as Error).message}` };
+  }
+  // An uploaded object is complete: bytes after the last newline are a torn line, reported as such.
+  return { ok: true, records: parseLedgerBuffer(plain, { includeTail: true }) };
+}
+
+/** Lines in a quarantine object (each one a malformed ledger line the shipper set aside). */
+export async function countQuarantineLines(destination: Destination, name: string): Promise<number | { error: string }> {
+  try {
+    const body = await destination.get(name);
+    if (body === undefined) return { error: 'object disappeared between list and get' };
+    const plain = decode(body);
+    let lines = 0;
+    for (let i = plain.indexOf(0x0a); i !== -1; i = plain.indexOf(0x0a, i + 1)) lines++;
+    if (plain.length > 0 && plain[plain.length - 1] !== 0x0a) lines++;
+    return lines;
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** Checks the fields the watermark relies on; returns why a progress object is unusable, or null. */
+export function checkNodeProgress(value: unknown, node: string): string | null {
+  if (typeof value !== 'object' || value === null) return 'not a JSON object';
+  const p = value as Partial<NodeProgress>;
+  if (p.v !== 1) return `unsupported version ${JSON.stringify(p.v)}`;
+  if (p.node !== node) return `names node ${JSON.stringify(p.node)}, expected ${JSON.stringify(node)}`;
+  for (const key of ['reported_at', 'complete_through'] as const) {
+    const v = p[key];
+    if (typeof v !== 'string' || !ISO_RE.test(v) || !Number.isFinite(Date.parse(v))) return `${key} must be a UTC ISO time, got ${JSON.stringify(v)}`;
+  }
+  if (p.writers !== undefined && (typeof p.writers !== 'object' || p.writers === null)) return 'writers must be an object';
+  return null;
+}
+
+export type ProgressRead = { ok: true; progress: NodeProgress } | { ok: false; error: string };
+
+export async function readNodeProgress(destination: Destination, name: string, node: string): Promise<ProgressRead> {
+  try {
+    const body = await destination.get(name);
+    if (body === undefined) return { ok: false, error: 'object disappeared between list and get' };
+    const value: unknown = JSON.parse(decode(body).toString('utf8'));
+    const problem = checkNodeProgress(value, node);
+    return problem ? { ok: false, error: problem } : { ok: true, progress: value as NodeProgress };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+}
