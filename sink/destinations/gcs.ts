@@ -202,14 +202,20 @@ export class GcsDestination implements Destination {
   }
 
   async putIfAbsent(name: string, body: Buffer, options?: PutOptions): Promise<PutIfAbsentResult> {
-    try {
-      await this.bucket.file(name).save(body, { ...this.saveOptions(body, options), preconditionOpts: { ifGenerationMatch: 0 } });
-      this.bucketVerified = true;
-      return 'created';
-    } catch (err) {
-      // 412 also answers a retry of our own upload whose response was lost: the object is there.
-      if (gcsErrorStatus(err) === 412) return 'exists';
-      throw this.translate(err, 'upload', name, true);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.bucket.file(name).save(body, { ...this.saveOptions(body, options), preconditionOpts: { ifGenerationMatch: 0 } });
+        this.bucketVerified = true;
+        return 'created';
+      } catch (err) {
+        // 412 also answers a retry of our own upload whose response was lost: the object is there.
+        if (gcsErrorStatus(err) === 412) return 'exists';
+        // v7 gives up on a resumable session whose final answer was lost (the status query says
+        // "complete", it reads that as offset 0 and throws a RangeError). A fresh create-only upload
+        // settles it: 412 if our bytes landed, a normal upload if not.
+        if (err instanceof RangeError && attempt === 1) continue;
+        throw this.translate(err, 'upload', name, true);
+      }
     }
   }
 
