@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { serializeEntry, WIRE_VERSION, type EntryInput } from './entry.js';
+import type { EntryInput } from './entry.js';
 import {
   ACTIVE_LINK,
   endsWithNewline,
@@ -90,6 +90,7 @@ export class FileRecorder implements Recorder {
   private readonly checkIntervalMs: number;
   private readonly now: () => Date | string;
   private readonly linkPath: string;
+  private readonly nodeWriterJson: string;
   private seg: OpenSegment | undefined;
   private segCreatedAt = 0;
   private lastCheck = 0;
@@ -114,6 +115,7 @@ export class FileRecorder implements Recorder {
     this.checkIntervalMs = options.checkIntervalMs ?? 20;
     this.now = options.now ?? cachedSystemTime;
     this.linkPath = path.join(this.dir, ACTIVE_LINK);
+    this.nodeWriterJson = `,"node":${JSON.stringify(this.node)},"writer":${JSON.stringify(this.writer)},"seq":`;
     this.reopen();
     if (this.durability === 'group-fsync') {
       this.syncTimer = setInterval(() => void this.syncNow(), options.fsyncIntervalMs ?? 50);
@@ -132,22 +134,16 @@ export class FileRecorder implements Recorder {
       }
       const emitted_at = validateInput(input, this.now);
       id = ulid(input.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
-      const text = serializeEntry({
-        v: WIRE_VERSION,
-        id,
-        node: this.node,
-        writer: this.writer,
-        seq: this.seq + 1,
-        kind: input.kind,
-        vm_id: input.vm_id,
-        snapshot_id: input.snapshot_id,
-        source_snapshot_id: input.source_snapshot_id,
-        reason: input.reason,
-        hypervisor: input.hypervisor,
-        shape: input.shape,
-        emitted_at,
-      });
-      line = text + '\n';
+      // The fixed head (version, node, writer) is serialized once per recorder; see serializeEntry
+      // for the format, which this must match byte for byte (a test checks it does).
+      let text = `{"v":1,"id":"${id}"${this.nodeWriterJson}${this.seq + 1},"kind":"${input.kind}"`;
+      if (input.vm_id !== undefined) text += `,"vm_id":${JSON.stringify(input.vm_id)}`;
+      if (input.snapshot_id !== undefined) text += `,"snapshot_id":${JSON.stringify(input.snapshot_id)}`;
+      if (input.source_snapshot_id !== undefined) text += `,"source_snapshot_id":${JSON.stringify(input.source_snapshot_id)}`;
+      text += `,"reason":"${input.reason}"`;
+      if (input.hypervisor !== undefined) text += `,"hypervisor":${JSON.stringify(input.hypervisor)}`;
+      const shape = input.shape;
+      line = `${text},"shape":{"cpu":${shape.cpu},"mem_bytes":${shape.mem_bytes},"storage_bytes":${shape.storage_bytes}},"emitted_at":"${emitted_at}"}\n`;
     } catch (err) {
       this.counters.droppedInvalid++;
       const reason = err instanceof MeteringValidationError ? err.reason : String(err);

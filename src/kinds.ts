@@ -58,8 +58,10 @@ export function isKind(value: unknown): value is Kind {
   return typeof value === 'string' && kindInfo.has(value);
 }
 
+const reasonSet: ReadonlySet<string> = new Set(ALL_REASONS);
+
 export function isReason(value: unknown): value is Reason {
-  return typeof value === 'string' && (ALL_REASONS as readonly string[]).includes(value);
+  return typeof value === 'string' && reasonSet.has(value);
 }
 
 /** Family, phase and id field of a kind; undefined for an unknown kind. */

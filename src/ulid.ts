@@ -17,6 +17,8 @@ function randomBytes(n: number): Buffer {
   return out;
 }
 
+const PAIRS: string[] = Array.from({ length: 1024 }, (_, i) => ALPHABET[i >> 5]! + ALPHABET[i & 31]!);
+
 let cachedMs = -1;
 let cachedTime = '';
 
@@ -33,11 +35,19 @@ export function ulid(timeMs: number = Date.now()): string {
     cachedMs = timeMs;
     cachedTime = time;
   }
-  const time = cachedTime;
-  const bytes = randomBytes(16);
-  let rand = '';
-  for (let i = 0; i < 16; i++) rand += ALPHABET[bytes[i]! & 31]!;
-  return time + rand;
+  const b = randomBytes(16);
+  // 80 random bits as 8 lookups of 10 bits (two characters each): ids are made on every emit.
+  return (
+    cachedTime +
+    PAIRS[((b[0]! << 8) | b[1]!) & 1023]! +
+    PAIRS[((b[2]! << 8) | b[3]!) & 1023]! +
+    PAIRS[((b[4]! << 8) | b[5]!) & 1023]! +
+    PAIRS[((b[6]! << 8) | b[7]!) & 1023]! +
+    PAIRS[((b[8]! << 8) | b[9]!) & 1023]! +
+    PAIRS[((b[10]! << 8) | b[11]!) & 1023]! +
+    PAIRS[((b[12]! << 8) | b[13]!) & 1023]! +
+    PAIRS[((b[14]! << 8) | b[15]!) & 1023]!
+  );
 }
 
 /** A short random id (for writer ids and segment names): 16 base32 characters, 80 bits. */

@@ -14,6 +14,7 @@ import {
   listSegments,
   openRecorder,
   resolveLedgerDir,
+  serializeEntry,
   setRecorder,
   type EntryInput,
 } from 'metering-ledger';
@@ -38,7 +39,7 @@ describe('FileRecorder', () => {
     const rec = new FileRecorder({ dir, node: 'node-a' });
     const ids: string[] = [];
     for (let i = 0; i < 50; i++) ids.push(rec.emit(vmStart(`vm-${i}`))!);
-    rec.emit({ kind: KINDS.SNAP_STORAGE_START, reason: REASONS.CLONE, snapshot_id: 'snap-1', source_snapshot_id: 'snap-0', vm_id: 'vm-1', shape: { cpu: 0, mem_bytes: 0, storage_bytes: 5 } });
+    rec.emit({ kind: KINDS.SNAP_STORAGE_START, reason: REASONS.CLONE, snapshot_id: 'snap-"1"\\', source_snapshot_id: 'snap-0', vm_id: 'vm-ü', shape: { cpu: 0, mem_bytes: 0, storage_bytes: 5 } });
     await rec.close();
 
     const records = await readAll(dir);
@@ -57,6 +58,8 @@ describe('FileRecorder', () => {
       expect(validate.errors ?? []).toEqual([]);
       expect(ok).toBe(true);
       expect(line.startsWith('{"v":1,"id":"')).toBe(true);
+      // The hot path builds lines by hand; they must match the reference serializer byte for byte.
+      expect(line).toBe(serializeEntry(JSON.parse(line)));
     }
     // The schema must also reject what the recorder rejects.
     expect(validate({ ...JSON.parse(raw[0]!), kind: 'vm.compute.running' })).toBe(false);

@@ -140,3 +140,18 @@ describe('checkWireEntry', () => {
     expect(checkWireEntry({ ...good, id: undefined })).toMatch(/id is required/);
   });
 });
+
+describe('ulid', () => {
+  test('26 Crockford base32 characters, time-prefixed and sortable by time, random part uniform-ish', async () => {
+    const { ulid } = await import('metering-ledger');
+    const a = ulid(1_700_000_000_000);
+    const b = ulid(1_700_000_000_001);
+    expect(a).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(a < b).toBe(true);
+    expect(a.slice(0, 10)).toBe('01HF7YAT00'); // 1.7e12 ms in Crockford base32
+    const ids = Array.from({ length: 20_000 }, () => ulid(1_700_000_000_000));
+    expect(new Set(ids).size).toBe(ids.length);
+    // Every position of the random part uses the whole alphabet.
+    for (let pos = 10; pos < 26; pos++) expect(new Set(ids.map((id) => id[pos])).size).toBe(32);
+  });
+});
