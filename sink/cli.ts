@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** The `metering` command line. Each subcommand lives in sink/commands/<name>.ts. */
 import { Command } from 'commander';
+import { registerShip } from './commands/ship.js';
+import { registerStatus } from './commands/status.js';
 
 const program = new Command()
   .name('metering')
@@ -9,5 +11,7 @@ const program = new Command()
   .enablePositionalOptions();
 
 // Subcommand registrations (one line each).
+registerShip(program);
+registerStatus(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,161 @@
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolveLedgerDir } from '../../src/index.js';
+import { openDestination } from '../destinations/open.js';
+import { parseByteSize, parseDuration } from '../duration.js';
+import { cliLogger } from '../shipper/cli-logger.js';
+import { ShipperLockedError } from '../shipper/lock.js';
+import { startMetricsServer } from '../shipper/metrics-server.js';
+import { ProgressBar } from '../shipper/progress-bar.js';
+import { shipOnce, startShipper, type ShipperOptions } from '../shipper/shipper.js';
+
+/** Exit code when another shipper already runs on the ledger directory. */
+export const EXIT_LOCKED = 3;
+
+const wrap =
+  <T>(parse: (s: string) => T) =>
+  (value: string): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+/** Milliseconds: a plain integer, or a duration with a unit (`2s`). */
+const millis = wrap((s) => (/^\d+$/.test(s) ? Number(s) : parseDuration(s)));
+const bytes = wrap(parseByteSize);
+const duration = wrap(parseDuration);
+const port = wrap((s) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port ${JSON.stringify(s)}: use 1-65535 (0 picks a free one)`);
+  return n;
+});
+
+interface ShipFlags {
+  ledgerDir?: string;
+  dest: string;
+  endpoint?: string;
+  node: string;
+  once?: boolean;
+  gzip?: boolean;
+  batchBytes: number;
+  batchMs: number;
+  rescanMs: number;
+  progressMs: number;
+  retention: number;
+  maxLineBytes: number;
+  stateDir?: string;
+  metricsPort?: number;
+  progressBar: boolean;
+  sealQuietMs: number;
+  retryBaseMs: number;
+  retryCapMs: number;
+  permanentRetryMs: number;
+}
+
+export function registerShip(program: Command): void {
+  program
+    .command('ship')
+    .description(
+      'Tail a ledger directory and upload its complete lines to object storage, each line exactly once. ' +
+        'Runs until SIGTERM/SIGINT (then finishes the upload in flight, saves its position and exits 0), or with --once drains and exits.',
+    )
+    .option('--ledger-dir <dir>', 'ledger directory written by the recorder (default: $METERING_DIR/metering or /var/lib/metering-ledger/metering)')
+    .requiredOption('--dest <url>', 'destination: gs://bucket/prefix (Google Cloud Storage), file:///dir or a directory path')
+    .option('--endpoint <url>', 'GCS only: API endpoint, e.g. a test server (STORAGE_EMULATOR_HOST is honoured too)')
+    .option('--node <id>', 'node id used in object names and the progress object (letters, digits, ".", "_", "-")', hostname())
+    .option('--once', 'drain everything present, write the node progress object and exit (cron, tests, demos)')
+    .option('--gzip', 'gzip objects (names end in .ndjson.gz)')
+    .addOption(new Option('--batch-bytes <size>', 'an object covers at most this many ledger bytes (e.g. 8MiB)').default(8 * 1024 * 1024, '8MiB').argParser(bytes))
+    .addOption(new Option('--batch-ms <ms>', 'after a change, wait this long to gather lines into one object').default(1000).argParser(millis))
+    .addOption(new Option('--rescan-ms <ms>', 'rescan the directory this often as a safety net for missed file events').default(2000).argParser(millis))
+    .addOption(new Option('--progress-ms <ms>', 'rewrite <prefix>/nodes/<node>.json at least this often, even when idle').default(5000).argParser(millis))
+    .addOption(new Option('--retention <duration>', 'delete sealed segments this long after their last write, once every byte is confirmed uploaded (e.g. 7d, 12h, 30m)').default(7 * 86_400_000, '7d').argParser(duration))
+    .addOption(new Option('--max-line-bytes <size>', 'longer lines go to quarantine (head only)').default(64 * 1024, '64KiB').argParser(bytes))
+    .option('--state-dir <dir>', 'where positions.json and status.json live (default: <ledger-dir>/.shipper)')
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (off by default)').argParser(port))
+    .option('--no-progress-bar', 'no progress bar on a terminal while draining a backlog')
+    .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(2000).argParser(millis))
+    .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(250).argParser(millis))
+    .addOption(new Option('--retry-cap-ms <ms>', 'longest backoff between retries').default(30_000).argParser(millis))
+    .addOption(new Option('--permanent-retry-ms <ms>', 'retry interval after an error retrying cannot fix (403, missing bucket)').default(60_000).argParser(millis))
+    .addHelpText(
+      'after',
+      `
+Objects: <prefix>/ledger/node=<node>/dt=<YYYY-MM-DD>/<segment>.<start>-<end>.ndjson[.gz] (valid lines),
+         <prefix>/quarantine/... (malformed lines, with source and offset), <prefix>/nodes/<node>.json (progress).
+Exit codes: 0 done/stopped cleanly, 1 error, ${EXIT_LOCKED} another shipper runs on this ledger directory.
+Logs: JSON on stderr (pretty on a terminal); level from METERING_LOG_LEVEL.`,
+    )
+    .action(async (flags: ShipFlags) => {
+      process.exitCode = await runShip(flags);
+    });
+}
+
+async function runShip(flags: ShipFlags): Promise<number> {
+  const log = await cliLogger('metering-shipper');
+  let dest: Awaited<ReturnType<typeof openDestination>>;
+  try {
+    dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
+  } catch (err) {
+    log.error({ dest: flags.dest, err: (err as Error).message }, 'cannot open the destination');
+    return 1;
+  }
+  const bar = new ProgressBar();
+  const options: ShipperOptions = {
+    ledgerDir: resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {}),
+    destination: dest.destination,
+    prefix: dest.prefix,
+    node: flags.node,
+    batchBytes: flags.batchBytes,
+    batchMs: flags.batchMs,
+    gzip: flags.gzip ?? false,
+    rescanMs: flags.rescanMs,
+    progressMs: flags.progressMs,
+    retentionMs: flags.retention,
+    maxLineBytes: flags.maxLineBytes,
+    sealQuietMs: flags.sealQuietMs,
+    retry: { baseMs: flags.retryBaseMs, capMs: flags.retryCapMs, permanentMs: flags.permanentRetryMs },
+    logger: log,
+    ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
+    ...(flags.progressBar && bar.enabled ? { onShipped: (e) => bar.update(e.shippedBytes, e.backlogAtStart) } : {}),
+  };
+  try {
+    if (flags.once) {
+      // SIGTERM keeps its default here (exit at once): positions are saved after every object.
+      const { status } = await shipOnce(options);
+      bar.end();
+      log.info({ shippedLines: status.counters.ledger_lines, quarantined: status.counters.quarantined_lines, objects: status.counters.objects_uploaded, backlogBytes: status.backlog_bytes }, 'shipper: drained');
+      return 0;
+    }
+    const running = await startShipper(options);
+    const metrics = flags.metricsPort !== undefined ? await startMetricsServer(flags.metricsPort, running.status) : undefined;
+    if (metrics) log.info({ url: `http://127.0.0.1:${metrics.port}/metrics` }, 'shipper: metrics endpoint listening');
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal: sig }, 'shipper: second signal, exiting now (positions are saved after every object, nothing is lost)');
+        process.exit(130);
+      }
+      log.info({ signal: sig }, 'shipper: stopping after the upload in flight');
+      void running.stop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    try {
+      await running.done;
+    } finally {
+      bar.end();
+      await metrics?.close();
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof ShipperLockedError) {
+      log.error({ ledgerDir: err.ledgerDir, pid: err.holderPid }, err.message);
+      return EXIT_LOCKED;
+    }
+    log.error({ err: (err as Error).message }, 'shipper failed');
+    return 1;
+  }
+}

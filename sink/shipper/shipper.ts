@@ -1,0 +1,654 @@
+import type { Stats } from 'node:fs';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments, parseLedgerLine } from '../../src/index.js';
+import type { Destination } from '../destinations/destination.js';
+import { assertSafeNode, nodeProgressName, normalizePrefix, type NodeProgress } from '../layout.js';
+import { sha256Hex, type Batch } from './batch.js';
+import { acquireShipperLock } from './lock.js';
+import { PositionStore, type SegmentPosition } from './positions.js';
+import { highestGen, listSegmentCoverage, type CoveredRange } from './reconcile.js';
+import { DEFAULT_RETRY, errorText, retryForever, StopSignal, StoppedError, type RetryPolicy } from './retry.js';
+import { SegmentBatcher } from './segment-batcher.js';
+import { defaultStateDir, writeStatus, zeroCounters, type ShipperCounters, type ShipperStatus } from './status.js';
+import { uploadBatch, type UploadContext } from './uploader.js';
+import { watchLedgerDir, Wakeup } from './wakeup.js';
+import { PermanentDestinationError } from '../destinations/destination.js';
+
+/** Bytes at the head of a segment whose hash is remembered to catch an in-place rewrite. */
+const HEAD_BYTES = 4096;
+
+export interface ShipperOptions {
+  ledgerDir: string;
+  destination: Destination;
+  /** Object-name prefix inside the destination (from `gs://bucket/<prefix>`). Default "". */
+  prefix?: string;
+  /** Node id in object names and the progress object. Default: the hostname. */
+  node?: string;
+  /** Where positions.json and status.json live. Default `<ledgerDir>/.shipper`. */
+  stateDir?: string;
+  /** A batch (object) covers at most this many ledger bytes. Default 8 MiB. */
+  batchBytes?: number;
+  /** After a change, wait this long to gather more lines into the batch. Default 1000 ms. */
+  batchMs?: number;
+  gzip?: boolean;
+  /** Safety-net rescan interval (file events can be missed). Default 2000 ms. */
+  rescanMs?: number;
+  /** Rewrite the node progress object at least this often, even when idle. Default 5000 ms. */
+  progressMs?: number;
+  /** Delete fully shipped, sealed segments this long after their last write. Default 7 days. */
+  retentionMs?: number;
+  maxLineBytes?: number;
+  /**
+   * A non-active segment counts as finished (its torn tail shipped to quarantine, then sealed) only
+   * after this long without writes: writers may append to a just-rotated segment for ~20 ms.
+   */
+  sealQuietMs?: number;
+  retry?: Partial<RetryPolicy>;
+  logger?: Logger;
+  /** Called as bytes are confirmed (progress bar). */
+  onShipped?: (event: ShippedEvent) => void;
+  /** Watch the directory for changes (daemon mode). Default true. */
+  watch?: boolean;
+}
+
+export interface ShippedEvent {
+  /** Bytes confirmed since the start of the current cycle. */
+  shippedBytes: number;
+  /** Backlog when the cycle started. */
+  backlogAtStart: number;
+}
+
+export interface ShipOnceResult {
+  status: ShipperStatus;
+}
+
+export interface RunningShipper {
+  /** Asks to stop: the upload in flight completes, positions and progress are saved. */
+  stop(): Promise<void>;
+  /** Resolves when the shipper has stopped; rejects if it failed to start or lost its lock. */
+  readonly done: Promise<void>;
+  status(): ShipperStatus;
+}
+
+interface Resolved {
+  ledgerDir: string;
+  destination: Destination;
+  prefix: string;
+  node: string;
+  stateDir: string;
+  batchBytes: number;
+  batchMs: number;
+  gzip: boolean;
+  rescanMs: number;
+  progressMs: number;
+  retentionMs: number;
+  maxLineBytes: number;
+  sealQuietMs: number;
+  retry: RetryPolicy;
+  log: Logger;
+  onShipped: ((e: ShippedEvent) => void) | undefined;
+  watch: boolean;
+}
+
+function resolveOptions(o: ShipperOptions): Resolved {
+  const positive = (name: string, v: number | undefined, dflt: number, min = 1): number => {
+    const x = v ?? dflt;
+    if (!Number.isFinite(x) || x < min) throw new Error(`${name} must be a number >= ${min} (got ${x})`);
+    return x;
+  };
+  const ledgerDir = path.resolve(o.ledgerDir);
+  return {
+    ledgerDir,
+    destination: o.destination,
+    prefix: normalizePrefix(o.prefix ?? ''),
+    node: assertSafeNode(o.node ?? hostname()),
+    stateDir: path.resolve(o.stateDir ?? defaultStateDir(ledgerDir)),
+    batchBytes: positive('batchBytes', o.batchBytes, 8 * 1024 * 1024),
+    batchMs: positive('batchMs', o.batchMs, 1000, 0),
+    gzip: o.gzip ?? false,
+    rescanMs: positive('rescanMs', o.rescanMs, 2000, 10),
+    progressMs: positive('progressMs', o.progressMs, 5000, 10),
+    retentionMs: positive('retentionMs', o.retentionMs, 7 * 86_400_000, 0),
+    maxLineBytes: positive('maxLineBytes', o.maxLineBytes, DEFAULT_MAX_LINE_BYTES, 256),
+    sealQuietMs: positive('sealQuietMs', o.sealQuietMs, 2000, 0),
+    retry: { ...DEFAULT_RETRY, ...o.retry },
+    log: o.logger ?? pino({ name: 'metering-shipper', level: process.env.METERING_LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true })),
+    onShipped: o.onShipped,
+    watch: o.watch ?? true,
+  };
+}
+
+/** Content of a segment no longer matches what the destination holds for it. */
+class SegmentConflict extends Error {}
+
+/**
+ * The shipper: tails every segment of a ledger directory and stores its complete lines as objects,
+ * each byte range exactly once. One instance per ledger directory (guarded by a lock).
+ */
+class Shipper {
+  readonly o: Resolved;
+  readonly stop = new StopSignal();
+  private readonly store: PositionStore;
+  private readonly log: Logger;
+  /** Ranges already at the destination beyond the saved position, per segment (current gen only). */
+  private readonly coverage = new Map<string, CoveredRange[]>();
+  private readonly lastStat = new Map<string, Stats>();
+  private readonly counters: ShipperCounters = zeroCounters();
+  private readonly startedAt = new Date().toISOString();
+  private lastSuccessAt: string | null = null;
+  private lastError: ShipperStatus['last_error'] = null;
+  private lastProgressAt = 0;
+  private progressDirty = true;
+  private backlog = 0;
+  private oldestUnshippedAt: string | null = null;
+  private cycleShipped = 0;
+  private cycleBacklogAtStart = 0;
+  private readonly upload: UploadContext;
+
+  constructor(options: ShipperOptions) {
+    this.o = resolveOptions(options);
+    this.log = this.o.log;
+    this.store = new PositionStore(this.o.stateDir, this.log);
+    this.upload = {
+      destination: this.o.destination,
+      prefix: this.o.prefix,
+      node: this.o.node,
+      gzip: this.o.gzip,
+      retry: this.o.retry,
+      stop: this.stop,
+      log: this.log,
+      hooks: {
+        onError: (err, _attempt, permanent) => {
+          this.counters.upload_errors++;
+          this.lastError = {
+            at: new Date().toISOString(),
+            message: errorText(err),
+            ...(permanent && err instanceof PermanentDestinationError ? { hint: err.hint } : {}),
+          };
+        },
+      },
+    };
+  }
+
+  async init(): Promise<void> {
+    if (!fs.statSync(this.o.ledgerDir, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(`ledger directory ${this.o.ledgerDir} does not exist (is the recorder writing somewhere else? see --ledger-dir)`);
+    }
+    await fsp.mkdir(this.o.stateDir, { recursive: true, mode: 0o700 });
+    await this.store.load();
+  }
+
+  private retryCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryForever(what, fn, this.o.retry, this.stop, this.log, this.upload.hooks);
+  }
+
+  /**
+   * One pass over every segment: ship what is complete, seal what is finished, apply retention,
+   * refresh status. Returns true when everything present was shipped.
+   */
+  async cycle(): Promise<boolean> {
+    const scanAt = new Date();
+    const dir = this.o.ledgerDir;
+    const names = listSegments(dir);
+    const active = activeSegmentName(dir);
+    const present = new Set(names);
+    for (const name of Object.keys(this.store.state.segments)) {
+      if (!present.has(name)) await this.vanished(name);
+    }
+    this.cycleShipped = 0;
+    this.cycleBacklogAtStart = this.computeBacklog(names);
+    let drained = true;
+    for (const name of names) {
+      if (this.stop.isStopped) {
+        drained = false;
+        break;
+      }
+      if (!(await this.syncSegment(name, name === active))) drained = false;
+    }
+    await this.applyRetention(active);
+    this.backlog = this.computeBacklog(listSegments(dir));
+    this.oldestUnshippedAt = this.backlog > 0 ? await this.findOldestUnshipped() : null;
+    if (drained && this.advanceCompleteThrough(scanAt.toISOString())) await this.store.save();
+    await this.maybeWriteProgress(false);
+    await this.writeStatusFile();
+    return drained;
+  }
+
+  private computeBacklog(names: string[]): number {
+    let total = 0;
+    for (const name of names) {
+      const st = fs.statSync(path.join(this.o.ledgerDir, name), { throwIfNoEntry: false });
+      if (!st) continue;
+      const pos = this.store.state.segments[name];
+      total += pos && pos.ino === st.ino && pos.position <= st.size ? st.size - pos.position : st.size;
+    }
+    return total;
+  }
+
+  private async vanished(name: string): Promise<void> {
+    const pos = this.store.state.segments[name]!;
+    const last = this.lastStat.get(name);
+    delete this.store.state.segments[name];
+    this.coverage.delete(name);
+    this.lastStat.delete(name);
+    if (pos.sealed) {
+      this.log.info({ segment: name }, 'shipper: a fully shipped segment was removed');
+    } else {
+      const lostAtLeast = last ? Math.max(0, last.size - pos.position) : undefined;
+      this.log.error(
+        { segment: name, shippedThrough: pos.position, lastSeenSize: last?.size, unshippedBytes: lostAtLeast },
+        'shipper: segment was deleted before it was fully shipped; bytes after shippedThrough never reached the destination',
+      );
+    }
+    await this.store.save();
+  }
+
+  /** Ships one segment as far as it goes. Returns true when it reached the segment's end. */
+  private async syncSegment(name: string, isActive: boolean): Promise<boolean> {
+    const file = path.join(this.o.ledgerDir, name);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (this.store.state.segments[name]) await this.vanished(name);
+        return true;
+      }
+      throw err;
+    }
+    try {
+      const fst = await fh.stat();
+      this.lastStat.set(name, fst);
+      let pos = this.store.state.segments[name];
+      if (pos?.sealed && pos.dev === fst.dev && pos.ino === fst.ino && pos.position === fst.size) return true;
+      if (!pos) {
+        pos = await this.adopt(name, fh, fst, undefined);
+      } else {
+        const problem = await this.identityProblem(pos, fh, fst);
+        if (problem) {
+          this.log.error(
+            { segment: name, problem, shippedThrough: pos.position, size: fst.size, gen: pos.gen },
+            'shipper: segment was replaced or truncated underneath the shipper; shipping its new content from the start under a new generation (nothing is skipped)',
+          );
+          this.counters.generations_bumped++;
+          pos = await this.adopt(name, fh, fst, pos.gen + 1);
+        } else if (!this.coverage.has(name)) {
+          const cov = await this.retryCall(`list ${name}`, () => listSegmentCoverage(this.o.destination, this.o.prefix, this.o.node, name));
+          this.coverage.set(name, cov.get(pos.gen) ?? []);
+        }
+      }
+      if (pos.sealed) pos.sealed = false; // it grew after all: a late writer
+      const quiet = !isActive && Date.now() - fst.mtimeMs >= this.o.sealQuietMs;
+      const reachedEnd = await this.shipFrom(name, pos, fh, quiet);
+      if (reachedEnd && quiet) {
+        const now = await fh.stat();
+        if (now.size === pos.position && Date.now() - now.mtimeMs >= this.o.sealQuietMs) {
+          pos.sealed = true;
+          this.coverage.delete(name);
+          await this.store.save();
+        }
+      }
+      return reachedEnd;
+    } catch (err) {
+      if (err instanceof StoppedError) return false;
+      if (err instanceof SegmentConflict) return false;
+      throw err;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async identityProblem(pos: SegmentPosition, fh: fsp.FileHandle, fst: Stats): Promise<string | undefined> {
+    if (fst.dev !== pos.dev || fst.ino !== pos.ino) return 'file identity (device/inode) changed';
+    if (fst.size < pos.position) return `file is ${fst.size} bytes, shorter than the shipped position ${pos.position}`;
+    if (pos.headLen > 0 && fst.size > pos.position) {
+      const head = await readHead(fh, pos.headLen);
+      if (head.length < pos.headLen || sha256Hex(head) !== pos.headHash) return 'the first bytes changed (rewritten in place)';
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes up a segment whose position is unknown or no longer valid: asks the destination what it
+   * already holds. The highest generation there is reused if its first object matches the bytes of
+   * the file (a restart, a lost store); otherwise the content is new and gets a new generation.
+   */
+  private async adopt(name: string, fh: fsp.FileHandle, fst: Stats, minGen: number | undefined): Promise<SegmentPosition> {
+    const cov = await this.retryCall(`list ${name}`, () => listSegmentCoverage(this.o.destination, this.o.prefix, this.o.node, name));
+    const top = highestGen(cov);
+    let gen = minGen ?? 0;
+    let ranges: CoveredRange[] = [];
+    if (top !== undefined && top >= gen) {
+      const candidate = cov.get(top)!;
+      if (await this.matches(name, fh, top, candidate[0]!)) {
+        gen = top;
+        ranges = candidate;
+      } else {
+        gen = top + 1;
+        if (minGen === undefined) {
+          this.counters.generations_bumped++;
+          this.log.error({ segment: name, gen }, 'shipper: the destination holds different bytes for this segment (replaced while no position was known); shipping it under a new generation');
+        }
+      }
+    }
+    const pos: SegmentPosition = { position: 0, gen, dev: fst.dev, ino: fst.ino, headLen: 0, headHash: sha256Hex(Buffer.alloc(0)), sealed: false };
+    this.store.state.segments[name] = pos;
+    this.coverage.set(name, ranges);
+    await this.store.save();
+    return pos;
+  }
+
+  /** Whether the file's bytes reproduce an existing object of the range exactly. */
+  private async matches(name: string, fh: fsp.FileHandle, gen: number, range: CoveredRange): Promise<boolean> {
+    const batcher = new SegmentBatcher(fh, name, gen, range.start, this.o.batchBytes, this.o.maxLineBytes);
+    const batch = await batcher.next({ limit: range.end, sizeCut: false, includeTail: true });
+    if (!batch || batch.end !== range.end) return false;
+    for (const cls of ['ledger', 'quarantine'] as const) {
+      const theirs = range.sha256[cls];
+      if (theirs !== undefined && theirs !== sha256Hex(batch.body(cls))) return false;
+    }
+    return true;
+  }
+
+  /** Ships from the saved position, skipping ranges the destination already holds. */
+  private async shipFrom(name: string, pos: SegmentPosition, fh: fsp.FileHandle, quiet: boolean): Promise<boolean> {
+    for (;;) {
+      if (this.stop.isStopped) return false;
+      const ranges = (this.coverage.get(name) ?? []).filter((r) => r.end > pos.position);
+      this.coverage.set(name, ranges);
+      const cur = pos.position;
+      const hit = ranges.find((r) => r.start <= cur);
+      let limit = Infinity;
+      let exact = false;
+      if (hit?.complete) {
+        // A killed shipper stored this range but never saved the position: skip, do not re-upload.
+        pos.position = hit.end;
+        await this.store.save();
+        continue;
+      } else if (hit) {
+        // Only one of the range's objects landed: re-cut exactly that range (same names).
+        limit = hit.end;
+        exact = hit.start === cur;
+      } else {
+        const next = ranges.find((r) => r.start > cur);
+        if (next) limit = next.start;
+      }
+      const batcher = new SegmentBatcher(fh, name, pos.gen, cur, this.o.batchBytes, this.o.maxLineBytes);
+      for (;;) {
+        const batch = await batcher.next({ limit, sizeCut: !exact, includeTail: exact || (quiet && limit === Infinity) });
+        if (!batch) break;
+        if (exact && batch.end !== limit) await this.conflict(name, fh, pos, `bytes ${cur}-${limit} no longer end on a line boundary at ${limit}`);
+        const out = await uploadBatch(this.upload, batch);
+        if (out.kind === 'conflict') await this.conflict(name, fh, pos, `object ${out.object} holds different bytes (sha256 ${out.theirs ?? 'unknown'}, ours ${out.ours})`);
+        else await this.commit(pos, fh, batch, out.bytes, out.created);
+        if (exact || this.stop.isStopped) break;
+      }
+      if (this.stop.isStopped) return false;
+      if (limit === Infinity) return true;
+      if (pos.position === limit) continue;
+      if (batcher.readPos >= limit) await this.conflict(name, fh, pos, `the line at ${pos.position} runs past ${limit}, where an existing object starts`);
+      return true; // the file ends before the next stored range (it will grow there)
+    }
+  }
+
+  private async conflict(name: string, fh: fsp.FileHandle, pos: SegmentPosition, detail: string): Promise<never> {
+    this.counters.generations_bumped++;
+    this.log.error({ segment: name, gen: pos.gen, detail }, 'shipper: segment bytes differ from what was shipped (replaced underneath us); shipping it again under a new generation from its start');
+    await this.adopt(name, fh, await fh.stat(), pos.gen + 1);
+    throw new SegmentConflict(detail);
+  }
+
+  private async commit(pos: SegmentPosition, fh: fsp.FileHandle, batch: Batch, bytes: number, created: number): Promise<void> {
+    const shipped = batch.end - pos.position;
+    pos.position = batch.end;
+    const writers = this.store.state.writers;
+    for (const [w, p] of batch.writers) {
+      const old = writers[w];
+      if (!old || p.seq > old.last_seq) writers[w] = { last_seq: p.seq, last_emitted_at: p.emitted_at };
+    }
+    if (batch.lastEmittedAt) {
+      this.lastShippedEmittedAt = batch.lastEmittedAt;
+      this.advanceCompleteThrough(batch.lastEmittedAt);
+    }
+    if (pos.headLen < HEAD_BYTES && pos.position > pos.headLen) {
+      const head = await readHead(fh, Math.min(HEAD_BYTES, pos.position));
+      pos.headLen = head.length;
+      pos.headHash = sha256Hex(head);
+    }
+    await this.store.save();
+    this.counters.objects_uploaded += created;
+    this.counters.bytes_uploaded += bytes;
+    this.counters.ledger_lines += batch.ledgerLines.length;
+    this.counters.quarantined_lines += batch.invalid.length;
+    if (batch.invalid.length > 0) {
+      this.log.warn({ segment: batch.segment, count: batch.invalid.length, offsets: batch.invalid.slice(0, 10).map((r) => r.offset), reasons: [...new Set(batch.invalid.map((r) => r.reason))] }, 'shipper: malformed lines quarantined');
+    }
+    this.lastSuccessAt = new Date().toISOString();
+    this.progressDirty = true;
+    this.cycleShipped += shipped;
+    this.o.onShipped?.({ shippedBytes: this.cycleShipped, backlogAtStart: this.cycleBacklogAtStart });
+  }
+
+  private lastShippedEmittedAt: string | undefined;
+
+  /** Moves complete_through forward (never back); true if it moved. */
+  private advanceCompleteThrough(candidate: string | undefined): boolean {
+    const cur = this.store.state.complete_through;
+    if (!candidate || (cur && candidate <= cur)) return false;
+    this.store.state.complete_through = candidate;
+    return true;
+  }
+
+  /** Deletes sealed segments past retention: fully shipped, not active, no write for retentionMs. */
+  private async applyRetention(active: string | undefined): Promise<void> {
+    const now = Date.now();
+    for (const [name, pos] of Object.entries(this.store.state.segments)) {
+      if (!pos.sealed || name === active) continue;
+      const file = path.join(this.o.ledgerDir, name);
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (!st || st.ino !== pos.ino || st.dev !== pos.dev || st.size !== pos.position) continue;
+      if (now - st.mtimeMs < this.o.retentionMs) continue;
+      if (activeSegmentName(this.o.ledgerDir) === name) continue;
+      await fsp.unlink(file);
+      delete this.store.state.segments[name];
+      this.lastStat.delete(name);
+      this.counters.segments_deleted++;
+      await this.store.save();
+      this.log.info({ segment: name, bytes: st.size, lastWrite: new Date(st.mtimeMs).toISOString() }, 'shipper: deleted a fully shipped segment past its retention period');
+    }
+  }
+
+  /** emitted_at of the first unshipped entry of the oldest segment with a backlog. */
+  private async findOldestUnshipped(): Promise<string | null> {
+    for (const name of listSegments(this.o.ledgerDir)) {
+      const pos = this.store.state.segments[name];
+      const file = path.join(this.o.ledgerDir, name);
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (!st) continue;
+      const from = pos && pos.ino === st.ino && pos.position <= st.size ? pos.position : 0;
+      if (st.size <= from) continue;
+      let fh: fsp.FileHandle | undefined;
+      try {
+        fh = await fsp.open(file, 'r');
+        const buf = Buffer.alloc(Math.min(this.o.maxLineBytes + 1, st.size - from));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, from);
+        const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+        const line = nl === -1 ? undefined : buf.subarray(0, nl);
+        const rec = line ? parseLedgerLine(line, from).find((r) => r.type === 'entry') : undefined;
+        return rec?.type === 'entry' ? rec.entry.emitted_at : st.mtime.toISOString();
+      } catch {
+        return st.mtime.toISOString();
+      } finally {
+        await fh?.close();
+      }
+    }
+    return null;
+  }
+
+  progress(): NodeProgress {
+    const writers = this.store.state.writers;
+    // Short-lived writers (one per CLI invocation) would grow this forever: forget the long gone.
+    const horizon = new Date(Date.now() - Math.max(this.o.retentionMs, 86_400_000)).toISOString();
+    for (const [w, p] of Object.entries(writers)) if (p.last_emitted_at < horizon) delete writers[w];
+    return {
+      v: 1,
+      node: this.o.node,
+      reported_at: new Date().toISOString(),
+      complete_through: this.store.state.complete_through ?? this.lastShippedEmittedAt ?? new Date(0).toISOString(),
+      backlog_bytes: this.backlog,
+      writers: { ...writers },
+    };
+  }
+
+  /** Writes `<prefix>/nodes/<node>.json` after progress, and every progressMs when idle. */
+  async maybeWriteProgress(force: boolean, final = false): Promise<void> {
+    const due = force || final || this.progressDirty || Date.now() - this.lastProgressAt >= this.o.progressMs;
+    if (!due) return;
+    const body = Buffer.from(JSON.stringify(this.progress()) + '\n');
+    const name = nodeProgressName(this.o.prefix, this.o.node);
+    const put = (): Promise<void> => this.o.destination.put(name, body, { contentType: 'application/json' });
+    try {
+      if (force) await this.retryCall(`put ${name}`, put);
+      else await put();
+      this.lastProgressAt = Date.now();
+      this.progressDirty = false;
+    } catch (err) {
+      if (err instanceof StoppedError) return;
+      this.upload.hooks.onError?.(err, 0, err instanceof PermanentDestinationError);
+      this.log.warn({ err: errorText(err), object: name }, 'shipper: could not write the node progress object; will retry');
+    }
+  }
+
+  status(): ShipperStatus {
+    return {
+      v: 1,
+      pid: process.pid,
+      node: this.o.node,
+      destination: this.o.destination.description,
+      ledger_dir: this.o.ledgerDir,
+      started_at: this.startedAt,
+      updated_at: new Date().toISOString(),
+      backlog_bytes: this.backlog,
+      oldest_unshipped_at: this.oldestUnshippedAt,
+      last_success_at: this.lastSuccessAt,
+      last_error: this.lastError,
+      counters: { ...this.counters },
+    };
+  }
+
+  async writeStatusFile(): Promise<void> {
+    try {
+      await writeStatus(this.o.stateDir, this.status());
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'shipper: could not write status.json');
+    }
+  }
+
+  noteError(err: unknown): void {
+    this.lastError = { at: new Date().toISOString(), message: errorText(err) };
+  }
+}
+
+async function readHead(fh: fsp.FileHandle, len: number): Promise<Buffer> {
+  const buf = Buffer.alloc(len);
+  const { bytesRead } = await fh.read(buf, 0, len, 0);
+  return buf.subarray(0, bytesRead);
+}
+
+async function withLock<T>(shipper: Shipper, onLost: (err: Error) => void, fn: () => Promise<T>): Promise<T> {
+  const release = await acquireShipperLock(shipper.o.ledgerDir, shipper.o.log, onLost);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * Drains everything present (every complete line of every segment), writes the node progress
+ * object and returns. For cron jobs, tests and demos.
+ */
+export async function shipOnce(options: ShipperOptions): Promise<ShipOnceResult> {
+  const shipper = new Shipper({ ...options, watch: false });
+  let lost: Error | undefined;
+  return withLock(
+    shipper,
+    (err) => {
+      lost = err;
+      shipper.stop.stop();
+    },
+    async () => {
+      await shipper.init();
+      // A replaced segment or a late append can need another pass; each pass makes progress.
+      for (let pass = 0; pass < 10 && !(await shipper.cycle()) && !shipper.stop.isStopped; pass++);
+      if (lost) throw new Error(`shipper lock lost: ${lost.message}`);
+      await shipper.maybeWriteProgress(true);
+      await shipper.writeStatusFile();
+      return { status: shipper.status() };
+    },
+  );
+}
+
+/**
+ * Starts the shipper daemon: ships continuously until `stop()`. Rejects if another shipper holds
+ * the directory's lock.
+ */
+export async function startShipper(options: ShipperOptions): Promise<RunningShipper> {
+  const shipper = new Shipper(options);
+  const o = shipper.o;
+  let lost: Error | undefined;
+  const release = await acquireShipperLock(o.ledgerDir, o.log, (err) => {
+    lost = err;
+    o.log.fatal({ err: err.message }, 'shipper: lost the shipper lock (another shipper may run now); stopping');
+    shipper.stop.stop();
+  });
+  try {
+    await shipper.init();
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  const wakeup = new Wakeup();
+  const watcher = o.watch ? watchLedgerDir(o.ledgerDir, wakeup, o.log) : undefined;
+  const stopWake = (): void => wakeup.poke();
+  o.log.info({ ledgerDir: o.ledgerDir, destination: o.destination.description, node: o.node, stateDir: o.stateDir }, 'shipper: started');
+
+  const loop = async (): Promise<void> => {
+    try {
+      while (!shipper.stop.isStopped) {
+        try {
+          await shipper.cycle();
+        } catch (err) {
+          shipper.noteError(err);
+          o.log.error({ err: errorText(err) }, 'shipper: cycle failed; retrying on the next rescan');
+        }
+        if (shipper.stop.isStopped) break;
+        const byEvent = await wakeup.wait(Math.min(o.rescanMs, o.progressMs));
+        // Gather: many writers appending in bursts still make few, large objects.
+        if (byEvent && o.batchMs > 0) await shipper.stop.sleep(o.batchMs);
+      }
+      // One last report (a single attempt: we were asked to stop, not to wait for an outage).
+      await shipper.maybeWriteProgress(false, true);
+      await shipper.writeStatusFile();
+    } finally {
+      await watcher?.close();
+      await release();
+      o.log.info({}, 'shipper: stopped');
+    }
+    if (lost) throw new Error(`shipper lock lost: ${lost.message}`);
+  };
+  const done = loop();
+  return {
+    done,
+    status: () => shipper.status(),
+    async stop() {
+      shipper.stop.stop();
+      stopWake();
+      await done.catch(() => {});
+    },
+  };
+}

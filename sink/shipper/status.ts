@@ -1,0 +1,118 @@
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { activeSegmentName, listSegments } from '../../src/index.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { shipperRunning } from './lock.js';
+import { POSITIONS_FILE, type ShipperState } from './positions.js';
+
+export const STATUS_FILE = 'status.json';
+export const DEFAULT_STATE_SUBDIR = '.shipper';
+
+export interface ShipperCounters {
+  objects_uploaded: number;
+  bytes_uploaded: number;
+  ledger_lines: number;
+  quarantined_lines: number;
+  /** Failed destination calls (each retried). */
+  upload_errors: number;
+  /** Segments found replaced or truncated and shipped again under a new generation. */
+  generations_bumped: number;
+  segments_deleted: number;
+}
+
+export function zeroCounters(): ShipperCounters {
+  return { objects_uploaded: 0, bytes_uploaded: 0, ledger_lines: 0, quarantined_lines: 0, upload_errors: 0, generations_bumped: 0, segments_deleted: 0 };
+}
+
+/** Written by the running shipper to `<state-dir>/status.json` after every cycle. */
+export interface ShipperStatus {
+  v: 1;
+  pid: number;
+  node: string;
+  destination: string;
+  ledger_dir: string;
+  started_at: string;
+  updated_at: string;
+  /** Bytes in the ledger not yet confirmed stored. */
+  backlog_bytes: number;
+  /** emitted_at of the oldest entry not yet shipped; null when nothing is waiting. */
+  oldest_unshipped_at: string | null;
+  last_success_at: string | null;
+  last_error: { at: string; message: string; hint?: string } | null;
+  counters: ShipperCounters;
+}
+
+export function defaultStateDir(ledgerDir: string): string {
+  return path.join(ledgerDir, DEFAULT_STATE_SUBDIR);
+}
+
+export async function writeStatus(stateDir: string, status: ShipperStatus): Promise<void> {
+  // Not fsynced: it is a report, and the next cycle rewrites it anyway.
+  await writeFileAtomic(path.join(stateDir, STATUS_FILE), JSON.stringify(status, null, 2) + '\n', false);
+}
+
+export interface SegmentReport {
+  name: string;
+  size: number;
+  shipped: number;
+  active: boolean;
+  sealed: boolean;
+}
+
+/** What `metering status` shows: the shipper's last report plus figures computed from the files now. */
+export interface ShipperStatusReport {
+  ledger_dir: string;
+  state_dir: string;
+  running: boolean;
+  pid?: number;
+  /** Backlog computed now from the position store and the segment sizes (works with no shipper running). */
+  backlog_bytes: number;
+  segments: SegmentReport[];
+  /** The running (or last) shipper's own report, if it ever wrote one. */
+  reported: ShipperStatus | null;
+  /** When the position store is unreadable: the shipper will reconcile with the destination. */
+  problem?: string;
+}
+
+/** Reads a ledger directory's shipping status without touching the destination. */
+export async function readShipperStatus(ledgerDir: string, stateDir = defaultStateDir(ledgerDir)): Promise<ShipperStatusReport> {
+  if (!fs.existsSync(ledgerDir)) throw new Error(`ledger directory ${ledgerDir} does not exist`);
+  let state: ShipperState | undefined;
+  let problem: string | undefined;
+  try {
+    state = JSON.parse(await fsp.readFile(path.join(stateDir, POSITIONS_FILE), 'utf8')) as ShipperState;
+    if (typeof state?.segments !== 'object' || state.segments === null) throw new Error('no segments');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problem = `position store unreadable: ${(err as Error).message}`;
+    state = undefined;
+  }
+  let reported: ShipperStatus | null = null;
+  try {
+    reported = JSON.parse(await fsp.readFile(path.join(stateDir, STATUS_FILE), 'utf8')) as ShipperStatus;
+  } catch {
+    reported = null;
+  }
+  const active = activeSegmentName(ledgerDir);
+  const segments: SegmentReport[] = [];
+  let backlog = 0;
+  for (const name of listSegments(ledgerDir)) {
+    const st = fs.statSync(path.join(ledgerDir, name), { throwIfNoEntry: false });
+    if (!st) continue;
+    const pos = state?.segments[name];
+    const shipped = pos && pos.ino === st.ino && pos.position <= st.size ? pos.position : 0;
+    backlog += st.size - shipped;
+    segments.push({ name, size: st.size, shipped, active: name === active, sealed: pos?.sealed ?? false });
+  }
+  const lock = await shipperRunning(ledgerDir);
+  return {
+    ledger_dir: ledgerDir,
+    state_dir: stateDir,
+    running: lock.running,
+    ...(lock.pid !== undefined ? { pid: lock.pid } : {}),
+    backlog_bytes: backlog,
+    segments,
+    reported,
+    ...(problem ? { problem } : {}),
+  };
+}
