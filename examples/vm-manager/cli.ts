@@ -164,12 +164,12 @@ export function buildProgram(): Command {
     );
   snapshot
     .command('rm')
-    .description('delete a snapshot (snap.storage.stop); of two racing deletes only the winner records')
+    .description('delete a snapshot (snap.storage.stop); idempotent: of two racing deletes only the winner records')
     .argument('<id>', 'snapshot id')
     .action(async (id: string, _o: unknown, cmd: Command) =>
       withManager(cmd, async (m) => {
         const { removed } = await m.removeSnapshot(id);
-        console.log(removed ? `removed snapshot ${id}` : `snapshot ${id} was removed by another process; nothing recorded`);
+        console.log(removed ? `removed snapshot ${id}` : `snapshot ${id} is already gone; nothing recorded`);
       }),
     );
 
@@ -233,7 +233,7 @@ export function buildProgram(): Command {
     .argument('<id>', 'VM id')
     .action(async (id: string, _o: unknown, cmd: Command) =>
       withManager(cmd, async (m) => {
-        const pid = m.crash(id);
+        const pid = await m.crash(id);
         console.log(pid === null ? `${id} has no VMM` : `killed the VMM of ${id} (pid ${pid})`);
       }),
     );

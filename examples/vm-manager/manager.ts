@@ -283,12 +283,12 @@ export class VmManager {
   }
 
   /**
-   * Deletes a snapshot. Two processes racing to delete the same one are serialized by the store
-   * lock; the loser finds it gone and records nothing (`removed: false`).
+   * Deletes a snapshot. Idempotent: deleting one that is gone succeeds with `removed: false` and
+   * records nothing. Two processes racing to delete the same one are serialized by the store lock;
+   * only the one whose update removed the record emits the stop.
    */
   async removeSnapshot(id: string): Promise<{ removed: boolean }> {
     const at = this.now();
-    getSnapshot(this.store.read(), id);
     return this.update((data, stage) => {
       const snap = data.snapshots[id];
       if (!snap) return { removed: false };
@@ -412,9 +412,9 @@ export class VmManager {
   }
 
   /** Kills a VM's VMM behind the manager's back (what a crash looks like). Records nothing. */
-  crash(id: string): number | null {
+  async crash(id: string): Promise<number | null> {
     const vm = getVm(this.store.read(), id);
-    if (vm.pid !== null) this.vmm.crash(vm.pid);
+    if (vm.pid !== null) await this.vmm.crash(vm.pid);
     return vm.pid;
   }
 }

@@ -10,6 +10,11 @@ export interface JsonFileStoreOptions {
   maxAttempts?: number;
 }
 
+/** Which lock directory this is: a lock re-created by someone else differs (the inode alone may be reused). */
+function lockIdentity(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.birthtimeMs}`;
+}
+
 /** Thrown when the store file exists but is not a store this code can read. Nothing is overwritten. */
 export class StoreCorruptError extends Error {
   constructor(file: string, why: string) {
@@ -82,32 +87,30 @@ export class JsonFileStore {
           compromised = true;
         },
       });
-      const lockIno = fs.statSync(this.lockPath).ino;
-      let committed = false;
+      const ours = lockIdentity(fs.statSync(this.lockPath));
+      const holds = (): boolean => !compromised && this.stillHolds(ours);
       try {
         const data = this.read();
         const result = mutate(data, attempt);
         // Fencing: commit only if the lock we took is still there. Someone else's lock (or none) means
         // another process may have written since we read: this attempt's view is stale.
-        if (!compromised && this.stillHolds(lockIno)) {
+        if (holds()) {
           this.writeAtomically(data);
-          committed = true;
           return result;
         }
       } finally {
-        await release().catch(() => {
-          // Releasing a lock we lost fails; there is nothing of ours left to release.
-        });
+        // Release only a lock that is still ours: removing it otherwise would break another process's lock.
+        if (holds()) await release().catch(() => undefined);
       }
-      if (!committed && attempt >= this.maxAttempts) {
+      if (attempt >= this.maxAttempts) {
         throw new Error(`store ${this.file}: lost the lock ${attempt} times in a row; nothing was written`);
       }
     }
   }
 
-  private stillHolds(lockIno: number): boolean {
+  private stillHolds(ours: string): boolean {
     const st = fs.statSync(this.lockPath, { throwIfNoEntry: false });
-    return st !== undefined && st.ino === lockIno;
+    return st !== undefined && lockIdentity(st) === ours;
   }
 
   private writeAtomically(data: StoreData): void {

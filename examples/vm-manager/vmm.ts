@@ -15,8 +15,8 @@ export interface VmmDriver {
   isAlive(pid: number): boolean;
   /** Asks the VMM to exit (SIGTERM, or SIGKILL when forced) and waits; true once it is gone. */
   shutdown(pid: number, options?: { force?: boolean; timeoutMs?: number }): Promise<boolean>;
-  /** Kills the VMM without telling anyone: what a crash looks like to the manager. */
-  crash(pid: number): void;
+  /** Kills the VMM without telling anyone (what a crash looks like to the manager); resolves once it is gone. */
+  crash(pid: number): Promise<void>;
 }
 
 /** A zombie (exited, not yet reaped by its parent) still answers kill(pid, 0): it is dead all the same. */
@@ -53,14 +53,24 @@ export class ProcessVmm implements VmmDriver {
   /** `script` is the JavaScript the stand-in VMM runs (tests pass one that ignores SIGTERM). */
   constructor(private readonly script: string = DEFAULT_VMM_SCRIPT) {}
 
+  /** Resolves once the VMM says it is ready (its handlers are installed), as a real manager waits for the API socket. */
   async launch(vmId: string): Promise<number> {
-    const child = spawn(process.execPath, ['-e', this.script, '--', `vmm:${vmId}`], { detached: true, stdio: 'ignore' });
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('spawn', () => resolve(child.pid!));
+    const child = spawn(process.execPath, ['-e', `${this.script}\nprocess.stdout.write('ready\\n');`, '--', `vmm:${vmId}`], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('exit', (code, signal) => reject(new Error(`VMM exited during start (${signal ?? `code ${code}`})`)));
+        child.stdout!.once('data', () => resolve());
+      });
+    } finally {
+      child.removeAllListeners();
+    }
+    child.stdout!.destroy();
     child.unref();
-    return pid;
+    return child.pid!;
   }
 
   isAlive(pid: number): boolean {
@@ -82,12 +92,8 @@ export class ProcessVmm implements VmmDriver {
     return !signalAlive(pid);
   }
 
-  crash(pid: number): void {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-    }
+  async crash(pid: number): Promise<void> {
+    await this.shutdown(pid, { force: true, timeoutMs: 5_000 });
   }
 }
 
@@ -133,7 +139,7 @@ export class SimulatedVmm implements VmmDriver {
     return true;
   }
 
-  crash(pid: number): void {
+  async crash(pid: number): Promise<void> {
     fs.rmSync(path.join(this.dir, String(pid)), { force: true });
   }
 
