@@ -174,10 +174,13 @@ class Shipper {
     };
   }
 
-  async init(): Promise<void> {
+  checkLedgerDir(): void {
     if (!fs.statSync(this.o.ledgerDir, { throwIfNoEntry: false })?.isDirectory()) {
       throw new Error(`ledger directory ${this.o.ledgerDir} does not exist (is the recorder writing somewhere else? see --ledger-dir)`);
     }
+  }
+
+  async init(): Promise<void> {
     await fsp.mkdir(this.o.stateDir, { recursive: true, mode: 0o700 });
     await this.store.load();
   }
@@ -560,6 +563,7 @@ async function readHead(fh: fsp.FileHandle, len: number): Promise<Buffer> {
 }
 
 async function withLock<T>(shipper: Shipper, onLost: (err: Error) => void, fn: () => Promise<T>): Promise<T> {
+  shipper.checkLedgerDir();
   const release = await acquireShipperLock(shipper.o.ledgerDir, shipper.o.log, onLost);
   try {
     return await fn();
@@ -601,6 +605,7 @@ export async function startShipper(options: ShipperOptions): Promise<RunningShip
   const shipper = new Shipper(options);
   const o = shipper.o;
   let lost: Error | undefined;
+  shipper.checkLedgerDir();
   const release = await acquireShipperLock(o.ledgerDir, o.log, (err) => {
     lost = err;
     o.log.fatal({ err: err.message }, 'shipper: lost the shipper lock (another shipper may run now); stopping');
