@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { registerShip } from './commands/ship.js';
 import { registerStatus } from './commands/status.js';
+import { registerRollup } from './commands/rollup.js';
+import { registerUsage } from './commands/usage.js';
 
 const program = new Command()
   .name('metering')
@@ -13,5 +15,7 @@ const program = new Command()
 // Subcommand registrations (one line each).
 registerShip(program);
 registerStatus(program);
+registerRollup(program);
+registerUsage(program);
 
 await program.parseAsync(process.argv);

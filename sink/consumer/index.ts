@@ -9,3 +9,6 @@ export { splitByHour } from './hour-split.js';
 export type { HourSlice } from './hour-split.js';
 export { RollupLockedError, lockState } from './state-lock.js';
 export { StateFileError } from './state-store.js';
+export { computeUsage, formatUsageTable, formatRatio, vcpuHours, memGibHours, storageGibHours, USAGE_GROUPS } from './usage.js';
+export type { UsageTable, UsageLine, UsageHour, UsageTotals, UsageOptions, UsageGroupBy } from './usage.js';
+export { renderUsageHtml } from './usage-html.js';
