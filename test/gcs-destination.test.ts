@@ -2,12 +2,14 @@
  * The GCS test server's fidelity, proven by driving it only through the real @google-cloud/storage
  * client, and GcsDestination's behaviour under faults (statuses, resets, lost responses, refusals).
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { IdempotencyStrategy, Storage } from '@google-cloud/storage';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GcsDestination, GcsRequestError, PermanentDestinationError, gcsErrorStatus, gcsFromUrl, openDestination } from 'metering-ledger/sink';
 import { GcsTestServer, startGcsServer } from './support/gcs-server.js';
+import { tempDir } from './support/tmp.js';
 
 const BUCKET = 'ledger-bucket';
 let server: GcsTestServer;
@@ -329,6 +331,46 @@ describe('GcsDestination under faults', () => {
     expect(await dest.putIfAbsent('refused/a', Buffer.from('x'))).toBe('created');
   });
 
+  it('times out a hung request with a retryable error; the late-stored upload then reads as exists', async () => {
+    const dest = destination({ clientRetries: 0, requestTimeoutMs: 300 });
+    server.delayNext(1, 1000, { op: 'upload' });
+    const err = await dest.putIfAbsent('slow/a', Buffer.from('late')).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(GcsRequestError);
+    expect((err as GcsRequestError).code).toBe('ETIMEDOUT');
+    // The server finishes the delayed request after the client gave up: the object lands anyway.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await dest.putIfAbsent('slow/a', Buffer.from('late'))).toBe('exists');
+    expect((await dest.get('slow/a'))?.toString()).toBe('late');
+    // Resumable requests time out too.
+    const big = destination({ clientRetries: 0, requestTimeoutMs: 300, resumableThreshold: 1024, chunkSize: 256 * 1024 });
+    server.delayNext(1, 1000, { op: 'upload.resumable.chunk' });
+    const err2 = await big.putIfAbsent('slow/big', Buffer.alloc(300 * 1024, 7)).then(() => undefined, (e: unknown) => e);
+    expect((err2 as GcsRequestError).code).toBe('ETIMEDOUT');
+  });
+
+  it('keeps error messages free of credentials and session ids', async () => {
+    const dest = destination({ clientRetries: 0, requestTimeoutMs: 300, resumableThreshold: 1024, chunkSize: 256 * 1024 });
+    server.delayNext(1, 1000, { op: 'upload.resumable.chunk' });
+    const err = (await dest.putIfAbsent('secret/big', Buffer.alloc(300 * 1024, 7)).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(err.message).not.toMatch(/upload_id=[0-9a-f]/);
+    expect(err.message).not.toMatch(/Bearer|Authorization/i);
+    expect(Object.keys(err)).not.toContain('cause');
+  });
+
+  it('lets an explicit endpoint win over STORAGE_EMULATOR_HOST', async () => {
+    const saved = process.env.STORAGE_EMULATOR_HOST;
+    process.env.STORAGE_EMULATOR_HOST = 'http://127.0.0.1:9';
+    try {
+      const dest = destination();
+      expect(await dest.putIfAbsent('env/explicit', Buffer.from('x'))).toBe('created');
+      expect((await dest.head('env/explicit'))?.size).toBe(1);
+      expect(process.env.STORAGE_EMULATOR_HOST).toBe('http://127.0.0.1:9');
+    } finally {
+      if (saved === undefined) delete process.env.STORAGE_EMULATOR_HOST;
+      else process.env.STORAGE_EMULATOR_HOST = saved;
+    }
+  });
+
   it('parses gs:// URLs and rejects bad ones clearly', async () => {
     const { prefix } = await gcsFromUrl(`gs://${BUCKET}`, { endpoint: server.url });
     expect(prefix).toBe('');
@@ -336,5 +378,57 @@ describe('GcsDestination under faults', () => {
     await expect(gcsFromUrl(`gs://${BUCKET}/a/../b`, { endpoint: server.url })).rejects.toThrow(/\.\./);
     await expect(gcsFromUrl(`gs://${BUCKET}/x`, { endpoint: '127.0.0.1:4443' })).rejects.toThrow(/scheme/);
     await expect(gcsFromUrl(`gs://${BUCKET}/x`, { endpoint: 'http://user:secret@127.0.0.1:1' })).rejects.toThrow(/credentials/);
+  });
+});
+
+describe('GCS test server on its own', () => {
+  it('persists buckets and objects under --dir across restarts', async () => {
+    const t = tempDir('gcs-persist');
+    try {
+      const first = await startGcsServer({ dir: t.dir, buckets: ['kept-bucket'] });
+      const dest1 = new GcsDestination('kept-bucket', { endpoint: first.url });
+      await dest1.putIfAbsent('a/b', Buffer.from('persisted'), { metadata: { k: 'v' } });
+      await dest1.putIfAbsent('a/gone', Buffer.from('x'));
+      await dest1.delete('a/gone');
+      await first.stop();
+      const second = await startGcsServer({ dir: t.dir });
+      try {
+        const dest2 = new GcsDestination('kept-bucket', { endpoint: second.url });
+        expect((await dest2.get('a/b'))?.toString()).toBe('persisted');
+        expect(await dest2.head('a/b')).toEqual({ name: 'a/b', size: 9, metadata: { k: 'v' } });
+        expect(await dest2.head('a/gone')).toBeUndefined();
+        expect(await dest2.putIfAbsent('a/b', Buffer.from('again'))).toBe('exists');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('runs as `npm run gcs-server`: prints its URL, serves the client, exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'test/support/gcs-server-cli.ts', '--bucket', 'cli-bucket'], {
+      cwd: new URL('..', import.meta.url).pathname,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`gcs-server exited with ${code} before listening: ${out}`)));
+      });
+      const dest = new GcsDestination('cli-bucket', { endpoint: url });
+      expect(await dest.putIfAbsent('x', Buffer.from('from the cli server'))).toBe('created');
+      expect((await dest.get('x'))?.toString()).toBe('from the cli server');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });

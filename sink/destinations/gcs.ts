@@ -67,8 +67,10 @@ export function gcsErrorStatus(err: unknown): number | undefined {
 
 function networkCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const e = err as ClientErrorShape & { cause?: { code?: unknown } };
+  const e = err as ClientErrorShape & { cause?: { code?: unknown }; type?: unknown; name?: unknown };
   for (const v of [e.code, e.cause?.code]) if (typeof v === 'string' && /^E[A-Z_]+$/.test(v)) return v;
+  // node-fetch (JSON calls) says type 'request-timeout'; gaxios (resumable) aborts with AbortError.
+  if (e.type === 'request-timeout' || e.name === 'AbortError' || (typeof e.message === 'string' && /network timeout|aborted/i.test(e.message))) return 'ETIMEDOUT';
   return undefined;
 }
 
@@ -78,10 +80,11 @@ function serverMessage(err: unknown): string {
   const e = err as ClientErrorShape;
   const data = e.response?.data as { error?: { message?: unknown } } | undefined;
   const msg = typeof data?.error?.message === 'string' ? data.error.message : typeof e.message === 'string' ? e.message : 'unknown error';
-  // Drop anything that looks like a bearer token or a signed URL's signature, then keep it short.
+  // Drop anything that looks like a bearer token, a signed URL's signature or a resumable session id
+  // (a session URI is itself a credential for that upload), then keep it short.
   return msg
     .replace(/Bearer\s+[\w.~+/-]+=*/gi, 'Bearer <redacted>')
-    .replace(/(X-Goog-Signature|access_token|key)=[^&\s]+/gi, '$1=<redacted>')
+    .replace(/(X-Goog-Signature|access_token|key|upload_id)=[^&\s]+/gi, '$1=<redacted>')
     .slice(0, 300);
 }
 
@@ -114,6 +117,17 @@ function checkEndpoint(endpoint: string, what: string): void {
  * the endpoint.
  */
 function buildStorage(options: GcsDestinationOptions): Storage {
+  const storage = buildClient(options);
+  // The `timeout` option covers JSON calls and simple uploads; resumable upload requests (gaxios)
+  // only see request interceptors, so a hung server would otherwise stall them forever.
+  const timeout = options.requestTimeoutMs ?? 60_000;
+  // (The declared interceptor type insists on a full request; the resumable path passes {}.)
+  const withTimeout = { request: (reqOpts: object) => Object.assign(reqOpts, { timeout }) } as unknown as Storage['interceptors'][number];
+  storage.interceptors.push(withTimeout);
+  return storage;
+}
+
+function buildClient(options: GcsDestinationOptions): Storage {
   const retries = options.clientRetries ?? 3;
   const retryOptions = {
     autoRetry: retries > 0,

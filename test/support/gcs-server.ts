@@ -55,7 +55,7 @@ export interface FaultMatch {
 export type FaultAction =
   /** Answer with this status and a GCS-style JSON error body (the request body is read first). */
   | { type: 'status'; status: number; message?: string; reason?: string; headers?: Record<string, string> }
-  /** Wait, then handle the request normally. */
+  /** Read the request, wait, then handle it normally (even if the client gave up meanwhile). */
   | { type: 'delay'; ms: number }
   /** Read up to `afterBodyBytes` of the request body (default 0), then destroy the socket: nothing is stored. */
   | { type: 'drop'; afterBodyBytes?: number }
@@ -464,7 +464,6 @@ export class GcsTestServer {
     this.stats.byOp[info.op] = (this.stats.byOp[info.op] ?? 0) + 1;
     const fault = this.takeFault(info);
     try {
-      if (fault?.type === 'delay') await sleep(fault.ms, this.timers);
       if (fault?.type === 'drop') {
         await readSome(req, fault.afterBodyBytes ?? 0);
         req.socket.destroy();
@@ -472,6 +471,9 @@ export class GcsTestServer {
         return;
       }
       const body = await readBody(req);
+      // A slow server: the request arrived whole, its handling is late. It still happens if the
+      // client gave up meanwhile (so a timed-out upload can land anyway, as on GCS).
+      if (fault?.type === 'delay') await sleep(fault.ms, this.timers);
       let reply: Reply;
       if (fault?.type === 'status') {
         reply = {
@@ -486,6 +488,10 @@ export class GcsTestServer {
           if (!(err instanceof HttpError)) throw err;
           reply = { status: err.status, body: gcsErrorBody(err.status, err.message, err.reason) };
         }
+      }
+      if (req.socket.destroyed) {
+        this.record(info, 'dropped', fault?.type);
+        return;
       }
       if (fault?.type === 'dropAfterHandling') {
         req.socket.destroy();
