@@ -238,8 +238,8 @@ class Shipper {
     delete this.store.state.segments[name];
     this.coverage.delete(name);
     this.lastStat.delete(name);
-    if (pos.sealed) {
-      this.log.info({ segment: name }, 'shipper: a fully shipped segment was removed');
+    if (pos.sealed || (last && pos.position >= last.size)) {
+      this.log.info({ segment: name, shippedThrough: pos.position }, 'shipper: a segment was removed after everything seen in it was shipped');
     } else {
       const lostAtLeast = last ? Math.max(0, last.size - pos.position) : undefined;
       this.log.error(
