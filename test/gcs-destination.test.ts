@@ -371,6 +371,27 @@ describe('GcsDestination under faults', () => {
     }
   });
 
+  it('reports unusable Google credentials as a PermanentDestinationError with a hint', async () => {
+    const saved = { emu: process.env.STORAGE_EMULATOR_HOST, creds: process.env.GOOGLE_APPLICATION_CREDENTIALS };
+    delete process.env.STORAGE_EMULATOR_HOST;
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = '/nonexistent/metering-key.json';
+    try {
+      // No endpoint: the real Google endpoint with credentials; they fail to load before any request.
+      const dest = new GcsDestination(BUCKET, { clientRetries: 0 });
+      for (const call of [() => dest.putIfAbsent('c/x', Buffer.from('x')), () => dest.head('c/x')]) {
+        const err = await call().then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(PermanentDestinationError);
+        expect((err as PermanentDestinationError).message).toContain(`gs://${BUCKET}`);
+        expect((err as PermanentDestinationError).hint).toContain('GOOGLE_APPLICATION_CREDENTIALS');
+      }
+    } finally {
+      for (const [k, v] of [['STORAGE_EMULATOR_HOST', saved.emu], ['GOOGLE_APPLICATION_CREDENTIALS', saved.creds]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('parses gs:// URLs and rejects bad ones clearly', async () => {
     const { prefix } = await gcsFromUrl(`gs://${BUCKET}`, { endpoint: server.url });
     expect(prefix).toBe('');

@@ -180,6 +180,9 @@ export class GcsDestination implements Destination {
   private readonly chunkSize: number;
   private readonly listPageSize: number;
   private bucketVerified = false;
+  /** Whether calls carry Google credentials (false for emulators and test servers). */
+  private readonly usesCredentials: boolean;
+  private credentialsChecked = false;
 
   constructor(
     readonly bucketName: string,
@@ -196,7 +199,28 @@ export class GcsDestination implements Destination {
     this.chunkSize = chunk;
     this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     const endpoint = options.endpoint ?? process.env.STORAGE_EMULATOR_HOST;
+    this.usesCredentials = options.storage === undefined && (endpoint === undefined || (options.endpoint !== undefined && isGoogleHost(options.endpoint)));
     this.description = endpoint ? `gs://${bucketName} (endpoint ${endpoint.replace(/\/\/[^@/]*@/, '//')})` : `gs://${bucketName}`;
+  }
+
+  /**
+   * Loads the credentials once before the first call: the client reports a credential problem on
+   * upload only as "Cannot call write after a stream was destroyed", which helps nobody.
+   */
+  private async checkCredentials(): Promise<void> {
+    if (!this.usesCredentials || this.credentialsChecked) return;
+    try {
+      const auth = await this.storage.authClient.getClient();
+      await auth.getAccessToken();
+      this.credentialsChecked = true;
+    } catch (err) {
+      throw new PermanentDestinationError(
+        `cannot get Google credentials for gs://${this.bucketName}: ${serverMessage(err)}`,
+        'set GOOGLE_APPLICATION_CREDENTIALS to a readable service-account key file, run under a service account ' +
+          '(GCE/GKE workload identity), or run `gcloud auth application-default login`; for an emulator or test ' +
+          'server give its endpoint (or STORAGE_EMULATOR_HOST) instead',
+      );
+    }
   }
 
   private saveOptions(body: Buffer, options: PutOptions | undefined): SaveOptions {
@@ -216,6 +240,7 @@ export class GcsDestination implements Destination {
   }
 
   async putIfAbsent(name: string, body: Buffer, options?: PutOptions): Promise<PutIfAbsentResult> {
+    await this.checkCredentials();
     for (let attempt = 1; ; attempt++) {
       try {
         await this.bucket.file(name).save(body, { ...this.saveOptions(body, options), preconditionOpts: { ifGenerationMatch: 0 } });
@@ -234,6 +259,7 @@ export class GcsDestination implements Destination {
   }
 
   async put(name: string, body: Buffer, options?: PutOptions): Promise<void> {
+    await this.checkCredentials();
     try {
       await this.bucket.file(name).save(body, this.saveOptions(body, options));
       this.bucketVerified = true;
@@ -243,6 +269,7 @@ export class GcsDestination implements Destination {
   }
 
   async get(name: string): Promise<Buffer | undefined> {
+    await this.checkCredentials();
     try {
       // decompress: false returns the bytes as stored (gzip stays gzip), checked against their crc32c.
       const [data] = await this.bucket.file(name).download({ decompress: false, validation: 'crc32c' });
@@ -254,6 +281,7 @@ export class GcsDestination implements Destination {
   }
 
   async head(name: string): Promise<ObjectInfo | undefined> {
+    await this.checkCredentials();
     try {
       const [meta] = await this.bucket.file(name).getMetadata();
       return { name, size: Number(meta.size ?? 0), metadata: stringMetadata(meta.metadata) };
@@ -264,6 +292,7 @@ export class GcsDestination implements Destination {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    await this.checkCredentials();
     let pageToken: string | undefined;
     do {
       let files: File[];
@@ -280,6 +309,7 @@ export class GcsDestination implements Destination {
   }
 
   async delete(name: string): Promise<void> {
+    await this.checkCredentials();
     try {
       await this.bucket.file(name).delete();
     } catch (err) {
