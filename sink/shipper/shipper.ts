@@ -199,7 +199,7 @@ class Shipper {
     const names = listSegments(dir);
     const active = activeSegmentName(dir);
     const present = new Set(names);
-    for (const name of Object.keys(this.store.state.segments)) {
+    for (const name of new Set([...Object.keys(this.store.state.segments), ...this.lastStat.keys()])) {
       if (!present.has(name)) await this.vanished(name);
     }
     this.cycleShipped = 0;
@@ -221,11 +221,13 @@ class Shipper {
     return drained;
   }
 
+  /** Also remembers each segment's size, so one deleted before we reached it is still reported. */
   private computeBacklog(names: string[]): number {
     let total = 0;
     for (const name of names) {
       const st = fs.statSync(path.join(this.o.ledgerDir, name), { throwIfNoEntry: false });
       if (!st) continue;
+      this.lastStat.set(name, st);
       const pos = this.store.state.segments[name];
       total += pos && pos.ino === st.ino && pos.position <= st.size ? st.size - pos.position : st.size;
     }
@@ -233,21 +235,22 @@ class Shipper {
   }
 
   private async vanished(name: string): Promise<void> {
-    const pos = this.store.state.segments[name]!;
+    const pos = this.store.state.segments[name];
+    const shipped = pos?.position ?? 0;
     const last = this.lastStat.get(name);
     delete this.store.state.segments[name];
     this.coverage.delete(name);
     this.lastStat.delete(name);
-    if (pos.sealed || (last && pos.position >= last.size)) {
-      this.log.info({ segment: name, shippedThrough: pos.position }, 'shipper: a segment was removed after everything seen in it was shipped');
+    if (pos?.sealed || (last && shipped >= last.size)) {
+      this.log.info({ segment: name, shippedThrough: shipped }, 'shipper: a segment was removed after everything seen in it was shipped');
     } else {
-      const lostAtLeast = last ? Math.max(0, last.size - pos.position) : undefined;
+      const lostAtLeast = last ? Math.max(0, last.size - shipped) : undefined;
       this.log.error(
-        { segment: name, shippedThrough: pos.position, lastSeenSize: last?.size, unshippedBytes: lostAtLeast },
+        { segment: name, shippedThrough: shipped, lastSeenSize: last?.size, unshippedBytes: lostAtLeast },
         'shipper: segment was deleted before it was fully shipped; bytes after shippedThrough never reached the destination',
       );
     }
-    await this.store.save();
+    if (pos) await this.store.save();
   }
 
   /** Ships one segment as far as it goes. Returns true when it reached the segment's end. */
