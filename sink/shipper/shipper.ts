@@ -546,6 +546,26 @@ class Shipper {
     };
   }
 
+  /**
+   * Refreshes the figures from the files now. Runs on a timer too, because a cycle can sit in a
+   * retry loop for hours during an outage and `metering status` must show the growing backlog.
+   */
+  async refreshStatus(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      this.backlog = this.computeBacklog(listSegments(this.o.ledgerDir));
+      this.oldestUnshippedAt = this.backlog > 0 ? await this.findOldestUnshipped() : null;
+      await this.writeStatusFile();
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'shipper: could not refresh the status');
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private refreshing = false;
+
   async writeStatusFile(): Promise<void> {
     try {
       await writeStatus(this.o.stateDir, this.status());
@@ -625,6 +645,8 @@ export async function startShipper(options: ShipperOptions): Promise<RunningShip
   const stopWake = (): void => wakeup.poke();
   o.log.info({ ledgerDir: o.ledgerDir, destination: o.destination.description, node: o.node, stateDir: o.stateDir }, 'shipper: started');
 
+  const statusTimer = setInterval(() => void shipper.refreshStatus(), Math.min(1000, o.progressMs));
+  statusTimer.unref();
   const loop = async (): Promise<void> => {
     try {
       while (!shipper.stop.isStopped) {
@@ -643,6 +665,7 @@ export async function startShipper(options: ShipperOptions): Promise<RunningShip
       await shipper.maybeWriteProgress(false, true);
       await shipper.writeStatusFile();
     } finally {
+      clearInterval(statusTimer);
       await watcher?.close();
       await release();
       o.log.info({}, 'shipper: stopped');
