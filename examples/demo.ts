@@ -92,6 +92,14 @@ function header(title: string): void {
   console.log(`\n${bold(cyan(`━━ ${stepNo}/${STEPS}  ${title}`))}`);
 }
 
+function indent(text: string): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : ''))
+    .join('\n');
+}
+
 function firstLines(text: string, max = 2): string {
   return text.trim().split('\n').filter(Boolean).slice(0, max).join(' · ');
 }
@@ -222,19 +230,22 @@ async function rollup(lay: Layout, commands: Set<string>): Promise<void> {
   const args = ['rollup', '--source', lay.bucket, '--out', lay.rollup, '--state', path.join(lay.rollup, 'state.json'), '--grace', '0s'];
   const r = await runMetering(args);
   if (r.code !== 0) throw new DemoError(`metering ${args.join(' ')} exited ${r.code}:\n${r.stderr || r.stdout}`);
-  const out = r.stdout.trim();
-  if (out) console.log(out.replace(/^/gm, '  '));
-  console.log(`  ${green('✓')} wrote ${['intervals.ndjson', 'hourly.ndjson', 'report.json'].filter((f) => fs.existsSync(path.join(lay.rollup, f))).join(', ')} in ${path.relative(REPO, lay.rollup) || lay.rollup}/`);
+  console.log(indent(r.stdout));
 }
 
 async function usage(lay: Layout, commands: Set<string>, dayStart: number): Promise<void> {
   if (!commands.has('usage')) missing('usage');
   const from = new Date(dayStart).toISOString();
   const to = new Date(dayStart + 86_400_000).toISOString();
-  const args = ['usage', '--source', lay.bucket, '--from', from, '--to', to, '--html', lay.html];
-  const r = await runMetering(args);
-  if (r.code !== 0) throw new DemoError(`metering ${args.join(' ')} exited ${r.code}:\n${r.stderr || r.stdout}`);
-  console.log(r.stdout.trimEnd().replace(/^/gm, '  '));
+  // Same source string and state as the rollup: usage reads incrementally (nothing new here).
+  const common = ['usage', '--source', lay.bucket, '--state', path.join(lay.rollup, 'state.json'), '--from', from, '--to', to];
+  const tables: string[] = [];
+  for (const args of [[...common, '--html', lay.html], [...common, '--by', 'node']]) {
+    const r = await runMetering(args);
+    if (r.code !== 0) throw new DemoError(`metering ${args.join(' ')} exited ${r.code}:\n${r.stderr || r.stdout}`);
+    tables.push(indent(r.stdout));
+  }
+  console.log(tables.join('\n\n'));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +298,8 @@ bucket directory, rolls them up and prints the usage table. Takes seconds.
   await usage(lay, commands, dayStart);
 
   header('Done');
-  console.log(`  HTML report: ${bold(lay.html)}`);
+  if (!fs.existsSync(lay.html)) throw new DemoError(`metering usage did not write ${lay.html}`);
+  console.log(`  HTML report: ${bold(lay.html)}  ${dim(`(${Math.round(fs.statSync(lay.html).size / 1024)} KiB, self-contained; open it in a browser)`)}`);
   console.log(`  Ledgers:     ${path.join(lay.root, 'nodes', '<node>', 'ledger')}/`);
   console.log(`  Bucket:      ${lay.bucket}/`);
   console.log(`  Rollup:      ${lay.rollup}/`);
