@@ -33,7 +33,7 @@ function normTs(res: RollupResult) {
   };
 }
 
-const num = (v: DuckRow[string]): number | null => (v === null ? null : Number(v));
+const num = (v: DuckRow[string] | undefined): number | null => (v === null || v === undefined ? null : Number(v));
 
 function normDuck(d: Awaited<ReturnType<typeof runDuckDbRollup>>) {
   return {
