@@ -301,6 +301,9 @@ export class GcsTestServer {
   constructor(options: GcsServerOptions = {}) {
     this.options = { host: '127.0.0.1', autoCreateBuckets: false, requestLogLimit: 10_000, ...options };
     this.http = http.createServer((req, res) => void this.handle(req, res));
+    // The client keeps connections alive; a short server idle timeout would race its reuse of a
+    // socket and produce stray ECONNRESETs that are not part of any test's plan.
+    this.http.keepAliveTimeout = 120_000;
     // Keep-alive sockets of the client must die too when we refuse connections or stop.
     this.http.on('connection', (socket: Socket) => {
       this.stats.connections++;
@@ -352,6 +355,9 @@ export class GcsTestServer {
   /** Stops accepting connections (clients get ECONNREFUSED) and kills open ones, until `acceptConnections`. */
   async refuseConnections(): Promise<void> {
     await this.closeListener();
+    // Give clients a moment to see their kept-alive sockets close, so the next request meets a
+    // refused connection rather than a stale socket (both happen in real life; tests want to choose).
+    await sleep(50, this.timers);
   }
 
   /** Listens again on the same port. */
@@ -805,10 +811,15 @@ export class GcsTestServer {
     const startOffset = q.get('startOffset') ?? '';
     const endOffset = q.get('endOffset') ?? '';
     const token = q.get('pageToken');
+    // The token names the last entry returned and whether it was a prefix (whose names are all skipped).
     let after = '';
+    let afterPrefix = false;
     if (token) {
       try {
-        after = Buffer.from(token, 'base64url').toString('utf8');
+        const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { a?: unknown; p?: unknown };
+        if (typeof parsed.a !== 'string') throw new Error('bad token');
+        after = parsed.a;
+        afterPrefix = parsed.p === true;
       } catch {
         throw new HttpError(400, 'Invalid pageToken');
       }
@@ -818,11 +829,12 @@ export class GcsTestServer {
     const prefixes: string[] = [];
     let count = 0;
     let last = '';
+    let lastIsPrefix = false;
     let more = false;
     for (const n of names) {
       if (after !== '' && n <= after) continue;
       // Names under a prefix already returned on an earlier page are skipped whole.
-      if (after !== '' && delimiter !== '' && after.endsWith(delimiter) && n.startsWith(after)) continue;
+      if (afterPrefix && n.startsWith(after)) continue;
       const cut = delimiter === '' ? -1 : n.indexOf(delimiter, prefix.length);
       const key = cut === -1 ? n : n.slice(0, cut + delimiter.length);
       if (cut !== -1 && prefixes[prefixes.length - 1] === key) continue;
@@ -834,11 +846,12 @@ export class GcsTestServer {
       else prefixes.push(key);
       count++;
       last = key;
+      lastIsPrefix = cut !== -1;
     }
     const body: Record<string, unknown> = { kind: 'storage#objects' };
     if (items.length > 0) body.items = items;
     if (prefixes.length > 0) body.prefixes = prefixes;
-    if (more) body.nextPageToken = Buffer.from(last, 'utf8').toString('base64url');
+    if (more) body.nextPageToken = Buffer.from(JSON.stringify({ a: last, p: lastIsPrefix }), 'utf8').toString('base64url');
     return { status: 200, body };
   }
 
