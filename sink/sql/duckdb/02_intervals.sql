@@ -78,7 +78,8 @@ SELECT
   o.t AS start_ms,
   CASE
     WHEN c.end_t IS NOT NULL THEN c.end_t
-    WHEN COALESCE(n.stale, false) THEN GREATEST(ev.last_t, COALESCE(LEAST(n.complete_ms, getvariable('now_ms')), ev.last_t))
+    WHEN COALESCE(n.stale, false) AND n.complete_ms IS NULL THEN ev.last_t
+    WHEN COALESCE(n.stale, false) THEN GREATEST(ev.last_t, LEAST(n.complete_ms, getvariable('now_ms')))
   END AS end_ms,
   o.reason AS open_reason,
   CASE WHEN c.end_t IS NOT NULL THEN c.stop_reason WHEN COALESCE(n.stale, false) THEN 'stale-node' END AS close_reason,
