@@ -21,7 +21,10 @@ export interface GcsDestinationOptions {
   maxRetryDelaySeconds?: number;
   /** Time budget of one call including its client retries, in seconds (default 120). */
   totalTimeoutSeconds?: number;
-  /** Timeout of one HTTP request, in milliseconds (default 60 000). */
+  /**
+   * Timeout of one HTTP request, body included, in milliseconds (default 60 000): leave room for one
+   * upload request (up to resumableThreshold or chunkSize bytes) at the slowest expected bandwidth.
+   */
   requestTimeoutMs?: number;
   /** Bodies of at least this many bytes go up as resumable uploads (default 8 MiB); smaller ones in one request. */
   resumableThreshold?: number;
@@ -111,11 +114,6 @@ function checkEndpoint(endpoint: string, what: string): void {
   if (url.username || url.password) throw new Error(`${what} must not carry credentials in the URL`);
 }
 
-/**
- * Builds a client. An explicit endpoint wins over STORAGE_EMULATOR_HOST: the client reads that
- * variable in its constructor and would otherwise send JSON calls to the emulator and uploads to
- * the endpoint.
- */
 function buildStorage(options: GcsDestinationOptions): Storage {
   const storage = buildClient(options);
   // The `timeout` option covers JSON calls and simple uploads; resumable upload requests (gaxios)
@@ -127,6 +125,10 @@ function buildStorage(options: GcsDestinationOptions): Storage {
   return storage;
 }
 
+/**
+ * An explicit endpoint wins over STORAGE_EMULATOR_HOST: the client reads that variable in its
+ * constructor and would otherwise send JSON calls to the emulator and uploads to the endpoint.
+ */
 function buildClient(options: GcsDestinationOptions): Storage {
   const retries = options.clientRetries ?? 3;
   const retryOptions = {

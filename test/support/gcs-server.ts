@@ -7,6 +7,19 @@
  *
  * Point the client at it with `new Storage({ apiEndpoint: server.url, useAuthWithCustomEndpoint: false })`
  * or `STORAGE_EMULATOR_HOST=<server.url>` (the server answers both `/storage/v1/b/...` and `/b/...`).
+ *
+ *   const server = await startGcsServer({ buckets: ['ledger'] });
+ *   server.failNext(3, 503, { op: 'upload' });          // GCS-style JSON error bodies
+ *   server.dropNext(1, { op: 'upload' }, 4096);         // reset after 4 KiB of body: nothing stored
+ *   server.dropResponseNext(1, { op: 'upload' });       // stored, then reset: the retry meets 412
+ *   server.delayNext(1, 2000, { op: 'object.list' });
+ *   server.injectFault({ match: { when: (r) => ... }, times: Infinity, action: { type: 'status', status: 403 } });
+ *   await server.refuseConnections(); ... await server.acceptConnections();
+ *   server.stats / server.requestLog / server.listObjects('ledger', 'prefix/')
+ *   await server.stop();
+ *
+ * Ops for matching: upload.media|multipart|resumable.start|resumable.chunk|resumable.status,
+ * object.get|download|list|patch|delete, bucket.get|insert|list|delete ('upload' matches all uploads).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
