@@ -145,6 +145,18 @@ describe.each(subjects)('Destination contract: $label', (subject) => {
     expect((await d.head('gz/a.ndjson.gz'))?.size).toBe(gz.length);
   });
 
+  it('handles names with spaces, unicode and URL-special characters', async () => {
+    const d = subject.make();
+    const name = 'odd names/dt=2026-01-01/ä b#c?d%20e+f&g=h.ndjson';
+    expect(await d.putIfAbsent(name, Buffer.from('odd'), { metadata: { 'key-with-dash': 'välue' } })).toBe('created');
+    expect((await d.get(name))?.toString()).toBe('odd');
+    expect(await d.head(name)).toEqual({ name, size: 3, metadata: { 'key-with-dash': 'välue' } });
+    expect((await collect(d.list('odd names/'))).map((o) => o.name)).toEqual([name]);
+    expect(await d.putIfAbsent(name, Buffer.from('other'))).toBe('exists');
+    await d.delete(name);
+    expect(await d.head(name)).toBeUndefined();
+  });
+
   it('keeps empty and binary bodies byte-exact', async () => {
     const d = subject.make();
     const binary = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
