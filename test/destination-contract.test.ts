@@ -15,12 +15,6 @@ interface Subject {
   make: () => Destination;
   setup: () => Promise<void>;
   teardown: () => Promise<void>;
-  /**
-   * Known contract violations, skipped (visible as skipped) until fixed. 'racing-metadata': a losing
-   * concurrent putIfAbsent overwrites the winner's metadata (the outcome is timing-dependent, so it
-   * cannot be pinned as an expected failure).
-   */
-  knownBugs?: string[];
 }
 
 let server: GcsTestServer | undefined;
@@ -30,9 +24,6 @@ const dirs: (() => void)[] = [];
 const subjects: Subject[] = [
   {
     label: 'LocalDirDestination',
-    // local-dir.ts writes .meta/<name>.json (rename) before link(): the last racer's metadata wins.
-    // Harmless while one shipper owns a node's names (lock), wrong if two ever race.
-    knownBugs: ['racing-metadata'],
     make: () => {
       const t = tempDir('contract');
       dirs.push(t.cleanup);
@@ -176,8 +167,7 @@ describe.each(subjects)('Destination contract: $label', (subject) => {
     expect((await d.get('race/obj'))?.equals(bodies[winner]!)).toBe(true);
   });
 
-  const racingMetadata = subject.knownBugs?.includes('racing-metadata') ? it.skip : it;
-  racingMetadata('keeps the winning putIfAbsent call\'s metadata with its bytes', async () => {
+  it('keeps the winning putIfAbsent call\'s metadata with its bytes', async () => {
     const d = subject.make();
     const bodies = Array.from({ length: 6 }, (_, i) => Buffer.from(`writer ${i}\n`));
     const results = await Promise.all(bodies.map((b, i) => d.putIfAbsent('race/meta', b, { metadata: { writer: String(i) } })));

@@ -30,8 +30,8 @@ async function fsyncPath(p: string): Promise<void> {
 
 /**
  * A local directory used as a bucket: the embedded default, zero set-up. Objects are files named by
- * their object name; metadata lives in `.meta/<name>.json`. Writes are temp file + fsync + link
- * (create-only) or rename (replace), so a reader never sees half an object.
+ * their object name; metadata lives in `.meta/<name>.<inode>.json`. Writes are temp file + fsync +
+ * link (create-only) or rename (replace), so a reader never sees half an object.
  */
 export class LocalDirDestination implements Destination {
   readonly root: string;
@@ -46,11 +46,16 @@ export class LocalDirDestination implements Destination {
     return path.join(this.root, ...checkObjectName(name).split('/'));
   }
 
-  private metaFile(name: string): string {
-    return path.join(this.root, META_DIR, ...checkObjectName(name).split('/')) + '.json';
+  /**
+   * Metadata of one stored file, keyed by the object's inode: the temp file written for an upload
+   * becomes the object by link/rename, inode and all. So metadata is in place before the object is
+   * visible, and a racing upload that loses the link cannot overwrite the winner's metadata.
+   */
+  private metaFile(name: string, ino: number): string {
+    return path.join(this.root, META_DIR, ...checkObjectName(name).split('/')) + `.${ino}.json`;
   }
 
-  private async writeTemp(body: Buffer): Promise<string> {
+  private async writeTemp(body: Buffer): Promise<{ tmp: string; ino: number }> {
     const dir = path.join(this.root, TMP_DIR);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -58,17 +63,17 @@ export class LocalDirDestination implements Destination {
     try {
       await h.writeFile(body);
       await h.sync();
+      return { tmp, ino: (await h.stat()).ino };
     } finally {
       await h.close();
     }
-    return tmp;
   }
 
-  private async writeMeta(name: string, options: PutOptions | undefined): Promise<void> {
+  private async writeMeta(name: string, ino: number, options: PutOptions | undefined): Promise<void> {
     const meta = { contentType: options?.contentType, contentEncoding: options?.contentEncoding, metadata: options?.metadata ?? {} };
-    const target = this.metaFile(name);
+    const target = this.metaFile(name, ino);
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    const tmp = await this.writeTemp(Buffer.from(JSON.stringify(meta)));
+    const { tmp } = await this.writeTemp(Buffer.from(JSON.stringify(meta)));
     await fsp.rename(tmp, target);
   }
 
@@ -88,18 +93,20 @@ export class LocalDirDestination implements Destination {
     const target = this.file(name);
     if (fs.existsSync(target)) return 'exists';
     await this.ensureRoot();
-    // Metadata first: an object is never visible without it (a leftover .meta of a crash is harmless).
-    await this.writeMeta(name, options);
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    const tmp = await this.writeTemp(body);
+    const { tmp, ino } = await this.writeTemp(body);
+    let linked = false;
     try {
+      await this.writeMeta(name, ino, options);
       // link() fails with EEXIST instead of overwriting: the directory twin of ifGenerationMatch: 0.
       await fsp.link(tmp, target);
+      linked = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
       throw err;
     } finally {
       await fsp.unlink(tmp).catch(() => {});
+      if (!linked) await fsp.rm(this.metaFile(name, ino), { force: true });
     }
     await fsyncPath(path.dirname(target));
     return 'created';
@@ -108,10 +115,12 @@ export class LocalDirDestination implements Destination {
   async put(name: string, body: Buffer, options?: PutOptions): Promise<void> {
     const target = this.file(name);
     await this.ensureRoot();
-    await this.writeMeta(name, options);
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    const tmp = await this.writeTemp(body);
+    const previous = await fsp.stat(target).catch(() => undefined);
+    const { tmp, ino } = await this.writeTemp(body);
+    await this.writeMeta(name, ino, options);
     await fsp.rename(tmp, target);
+    if (previous) await fsp.rm(this.metaFile(name, previous.ino), { force: true });
   }
 
   async get(name: string): Promise<Buffer | undefined> {
@@ -123,9 +132,9 @@ export class LocalDirDestination implements Destination {
     }
   }
 
-  private async readMeta(name: string): Promise<Record<string, string>> {
+  private async readMeta(name: string, ino: number): Promise<Record<string, string>> {
     try {
-      const parsed = JSON.parse(await fsp.readFile(this.metaFile(name), 'utf8')) as { metadata?: Record<string, string> };
+      const parsed = JSON.parse(await fsp.readFile(this.metaFile(name, ino), 'utf8')) as { metadata?: Record<string, string> };
       return parsed.metadata ?? {};
     } catch {
       return {};
@@ -135,7 +144,7 @@ export class LocalDirDestination implements Destination {
   async head(name: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fsp.stat(this.file(name));
-      return { name, size: st.size, metadata: await this.readMeta(name) };
+      return { name, size: st.size, metadata: await this.readMeta(name, st.ino) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -146,7 +155,7 @@ export class LocalDirDestination implements Destination {
     // Walk only the deepest directory the prefix names, not the whole bucket.
     const slash = prefix.lastIndexOf('/');
     const baseDir = slash === -1 ? '' : prefix.slice(0, slash);
-    const names: { name: string; size: number }[] = [];
+    const names: { name: string; size: number; ino: number }[] = [];
     const walk = async (rel: string): Promise<void> => {
       let entries: fs.Dirent[];
       try {
@@ -162,18 +171,19 @@ export class LocalDirDestination implements Destination {
           if (childRel.startsWith(prefix) || prefix.startsWith(childRel + '/')) await walk(childRel);
         } else if (e.isFile() && childRel.startsWith(prefix)) {
           const st = await fsp.stat(path.join(this.root, ...childRel.split('/')));
-          names.push({ name: childRel, size: st.size });
+          names.push({ name: childRel, size: st.size, ino: st.ino });
         }
       }
     };
     await walk(baseDir);
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const n of names) yield { name: n.name, size: n.size, metadata: await this.readMeta(n.name) };
+    for (const n of names) yield { name: n.name, size: n.size, metadata: await this.readMeta(n.name, n.ino) };
   }
 
   async delete(name: string): Promise<void> {
+    const st = await fsp.stat(this.file(name)).catch(() => undefined);
     await fsp.rm(this.file(name), { force: true });
-    await fsp.rm(this.metaFile(name), { force: true });
+    if (st) await fsp.rm(this.metaFile(name, st.ino), { force: true });
   }
 }
 
