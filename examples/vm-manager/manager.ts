@@ -160,17 +160,24 @@ export class VmManager {
       if (hasOpenComputeInterval(vm)) this.closeStale(vm, at, stage);
     });
     const pid = await this.launchOrMarkError(id);
-    const outcome = await this.update((data, stage): VmRecord | 'gone' | 'lost' => {
-      const vm = data.vms[id];
-      if (!vm) return 'gone';
-      if (hasOpenComputeInterval(vm)) {
-        // Another start won the race: keep its interval, discard our VMM.
-        if (vm.pid !== pid && this.alive(vm)) return 'lost';
-        this.closeStale(vm, at, stage);
-      }
-      this.openCompute(vm, pid, at, stage);
-      return structuredClone(vm);
-    });
+    let outcome: VmRecord | 'gone' | 'lost';
+    try {
+      outcome = await this.update((data, stage): VmRecord | 'gone' | 'lost' => {
+        const vm = data.vms[id];
+        if (!vm) return 'gone';
+        if (hasOpenComputeInterval(vm)) {
+          // Another start won the race: keep its interval, discard our VMM.
+          if (vm.pid !== pid && this.alive(vm)) return 'lost';
+          this.closeStale(vm, at, stage);
+        }
+        this.openCompute(vm, pid, at, stage);
+        return structuredClone(vm);
+      });
+    } catch (err) {
+      // Nothing was recorded, so nothing may keep running.
+      await this.vmm.shutdown(pid, { force: true });
+      throw err;
+    }
     if (typeof outcome === 'string') {
       await this.vmm.shutdown(pid, { force: true });
       throw new VmManagerError(outcome === 'gone' ? `VM ${id} was removed while it was starting` : `VM ${id} was started by another process`);
