@@ -168,6 +168,7 @@ async function simulateDay(lay: Layout, dayStart: number): Promise<number> {
 async function summarizeLedgers(lay: Layout): Promise<void> {
   console.log(`\n  ${bold('what the nodes recorded')}  ${dim('(read back from each ledger directory)')}`);
   console.log(dim(`  ${'node'.padEnd(8)} ${'entries'.padStart(7)} ${'starts'.padStart(7)} ${'stops'.padStart(6)} ${'crashes'.padStart(8)} ${'baselines'.padStart(10)} ${'writers'.padStart(8)}`));
+  let sample: string | undefined;
   for (const node of NODES) {
     const dir = lay.node(node).ledger;
     const c = { entries: 0, start: 0, stop: 0, crash: 0, running: 0, invalid: 0 };
@@ -182,11 +183,13 @@ async function summarizeLedgers(lay: Layout): Promise<void> {
         writers.add(r.entry.writer);
         c[describeKind(r.entry.kind)!.phase]++;
         if (r.entry.reason === 'stop-crash') c.crash++;
+        if (r.entry.reason === 'restore' && r.entry.kind === 'vm.compute.start') sample ??= r.line.toString('utf8');
       }
     }
     if (c.invalid > 0) throw new DemoError(`${node}: ${c.invalid} invalid ledger lines`);
     console.log(`  ${node.padEnd(8)} ${String(c.entries).padStart(7)} ${String(c.start).padStart(7)} ${String(c.stop).padStart(6)} ${String(c.crash).padStart(8)} ${String(c.running).padStart(10)} ${String(writers.size).padStart(8)}`);
   }
+  if (sample) console.log(`\n  ${bold('one ledger line')} ${dim('(the restore of db-1 booting from its snapshot)')}\n  ${dim(sample)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
