@@ -20,14 +20,20 @@ export interface HourlyTotal {
   ms: number;
 }
 
-/** The identity of a row: everything but its value. */
-export function rowKey(r: Omit<HourlyTotal, 'ms'>): string {
-  return JSON.stringify([r.hour, r.family, r.resource_id, r.node, r.hypervisor, r.cpu, r.mem_bytes, r.storage_bytes]);
+type RowIdentity = Omit<HourlyTotal, 'ms' | 'hour'>;
+
+/** Everything but the hour and the value; computed once per interval, not once per hour. */
+export function identityKey(r: RowIdentity): string {
+  return JSON.stringify([r.family, r.resource_id, r.node, r.hypervisor, r.cpu, r.mem_bytes, r.storage_bytes]);
 }
 
+/** The identity of a row: `<hour epoch ms>|<identity>`. */
+export const rowKey = (hour: number, identity: string): string => `${hour}|${identity}`;
+
 export function rowFromKey(key: string): Omit<HourlyTotal, 'ms'> {
-  const [hour, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes] = JSON.parse(key) as [number, Family, string, string, string | null, number, number, number];
-  return { hour, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes };
+  const bar = key.indexOf('|');
+  const [family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes] = JSON.parse(key.slice(bar + 1)) as [Family, string, string, string | null, number, number, number];
+  return { hour: Number(key.slice(0, bar)), family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes };
 }
 
 /** The part of an interval that is billed now: [start, end) or, while open, [start, watermark). */
@@ -41,12 +47,15 @@ export function hourlyTotals(intervals: Iterable<UsageInterval>, watermark: numb
   const rows = new Map<string, HourlyTotal>();
   for (const iv of intervals) {
     const [start, end] = billedRange(iv, watermark);
-    for (const { hour, ms } of splitByHour(start, end)) {
-      const id = { hour, family: iv.family, resource_id: iv.resource_id, node: iv.node, hypervisor: iv.hypervisor, ...iv.shape };
-      const key = rowKey(id);
+    const slices = splitByHour(start, end);
+    if (slices.length === 0) continue;
+    const id: RowIdentity = { family: iv.family, resource_id: iv.resource_id, node: iv.node, hypervisor: iv.hypervisor, ...iv.shape };
+    const idKey = identityKey(id);
+    for (const { hour, ms } of slices) {
+      const key = rowKey(hour, idKey);
       const row = rows.get(key);
       if (row) row.ms += ms;
-      else rows.set(key, { ...id, ms });
+      else rows.set(key, { hour, ...id, ms });
     }
   }
   return rows;

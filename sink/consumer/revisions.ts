@@ -7,7 +7,7 @@
  * (hours not yet final) have version 0. Unchanged final rows keep their version forever.
  */
 import { rowFromKey, type HourlyTotal } from './hourly-rollup.js';
-import type { PublishedRow } from './state-store.js';
+import { publishedRow, type PublishedRow, type PublishedValue } from './state-store.js';
 import { HOUR_MS, iso, type HourlyRow } from './types.js';
 
 export interface PublicationResult {
@@ -35,11 +35,16 @@ function toRow(t: HourlyTotal, final: boolean, p: PublishedRow | null): HourlyRo
   };
 }
 
+/** Plain numbers are the common case (version 1, never revised): they keep the state small. */
+function compact(p: PublishedRow): PublishedValue {
+  return p.version === 1 && p.revises === null ? p.ms : p;
+}
+
 /**
  * Compares this run's totals with what was published; updates `published` in place.
  * `previousWatermark` tells which hours were already final before this run.
  */
-export function publish(totals: Map<string, HourlyTotal>, published: Record<string, PublishedRow>, watermark: number, previousWatermark: number | null): PublicationResult {
+export function publish(totals: Map<string, HourlyTotal>, published: Map<string, PublishedValue>, watermark: number, previousWatermark: number | null): PublicationResult {
   const isFinal = (hour: number): boolean => hour + HOUR_MS <= watermark;
   const wasFinal = (hour: number): boolean => previousWatermark !== null && hour + HOUR_MS <= previousWatermark;
   const rows: HourlyRow[] = [];
@@ -49,7 +54,8 @@ export function publish(totals: Map<string, HourlyTotal>, published: Record<stri
       rows.push(toRow(t, false, null));
       continue;
     }
-    const before = published[key];
+    const stored = published.get(key);
+    const before = stored === undefined ? undefined : publishedRow(stored);
     let now: PublishedRow;
     if (before === undefined) {
       now = wasFinal(t.hour) ? { version: 1, ms: t.ms, revises: 0, previous_ms: 0 } : { version: 1, ms: t.ms, revises: null, previous_ms: null };
@@ -58,35 +64,34 @@ export function publish(totals: Map<string, HourlyTotal>, published: Record<stri
     } else {
       now = before;
     }
-    published[key] = now;
     const row = toRow(t, true, now);
     rows.push(row);
-    if (now !== before && now.revises !== null) revisions.push(row);
+    if (now !== before) {
+      published.set(key, compact(now));
+      if (now.revises !== null) revisions.push(row);
+    }
   }
   // Final rows no longer backed by any interval: withdraw them explicitly (ms 0), never drop them.
-  for (const [key, before] of Object.entries(published)) {
+  for (const [key, stored] of published) {
     if (totals.has(key)) continue;
+    const before = publishedRow(stored);
     let now = before;
     if (before.ms !== 0) {
       now = { version: before.version + 1, ms: 0, revises: before.version, previous_ms: before.ms };
-      published[key] = now;
+      published.set(key, compact(now));
     }
     const row = toRow({ ...rowFromKey(key), ms: 0 }, true, now);
     rows.push(row);
     if (now !== before) revisions.push(row);
   }
-  rows.sort(compareRows);
-  revisions.sort(compareRows);
-  return { rows, revisions };
+  return { rows: sortRows(rows), revisions: sortRows(revisions) };
 }
 
-export function compareRows(a: HourlyRow, b: HourlyRow): number {
-  const ka: (string | number)[] = [a.hour, a.family, a.resource_id, a.node, a.hypervisor ?? '', a.cpu, a.mem_bytes, a.storage_bytes];
-  const kb: (string | number)[] = [b.hour, b.family, b.resource_id, b.node, b.hypervisor ?? '', b.cpu, b.mem_bytes, b.storage_bytes];
-  for (let i = 0; i < ka.length; i++) {
-    const x = ka[i]!;
-    const y = kb[i]!;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
+const pad = (n: number): string => String(n).padStart(16, '0');
+
+/** Rows in (hour, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes) order. */
+export function sortRows(rows: HourlyRow[]): HourlyRow[] {
+  const keyed = rows.map((r) => ({ k: `${r.hour}\u0000${r.family}\u0000${r.resource_id}\u0000${r.node}\u0000${r.hypervisor ?? ''}\u0000${pad(r.cpu)}\u0000${pad(r.mem_bytes)}\u0000${pad(r.storage_bytes)}`, r }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
 }

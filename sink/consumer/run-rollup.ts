@@ -12,7 +12,7 @@ import { describeKind, type Family, type LedgerEntry, type Logger } from '../../
 import type { Destination } from '../destinations/destination.js';
 import { openDestination } from '../destinations/open.js';
 import type { NodeProgress } from '../layout.js';
-import { toNdjson, writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic, writeNdjsonAtomic } from './atomic-write.js';
 import { hourlyTotals } from './hourly-rollup.js';
 import { anomaliesOf, counted, type BadObject, type RollupReport } from './report.js';
 import { INITIAL_STATE, openInterval, runTimeline } from './resource-timeline.js';
@@ -278,7 +278,9 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     compact(state, wm.watermark - retainMs);
     const { intervals, anomalies } = deriveIntervals(state, nodeStatus, now);
     const totals = hourlyTotals(intervals, wm.watermark);
-    const pub = publish(totals, state.published, wm.watermark, previousWatermark);
+    const published = new Map(Object.entries(state.published));
+    const pub = publish(totals, published, wm.watermark, previousWatermark);
+    state.published = Object.fromEntries(published);
     state.revisions.push(...pub.revisions);
     state.watermark = wm.watermark;
 
@@ -320,9 +322,9 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
 
     progress({ phase: 'write', objectsDone: done, objectsTotal: total, entries: ingest.entries });
     if (options.out) {
-      await writeFileAtomic(path.join(options.out, 'intervals.ndjson'), toNdjson(intervals));
-      await writeFileAtomic(path.join(options.out, 'hourly.ndjson'), toNdjson(pub.rows));
-      await writeFileAtomic(path.join(options.out, 'revisions.ndjson'), toNdjson(state.revisions));
+      await writeNdjsonAtomic(path.join(options.out, 'intervals.ndjson'), intervals);
+      await writeNdjsonAtomic(path.join(options.out, 'hourly.ndjson'), pub.rows);
+      await writeNdjsonAtomic(path.join(options.out, 'revisions.ndjson'), state.revisions);
       await writeFileAtomic(path.join(options.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     }
     // State last: a crash before this line re-reads the same objects next time and publishes the same rows.

@@ -32,6 +32,13 @@ export interface PublishedRow {
   previous_ms: number | null;
 }
 
+/** As stored: a bare number is `ms` of version 1 never revised (the common case, kept small). */
+export type PublishedValue = PublishedRow | number;
+
+export function publishedRow(v: PublishedValue): PublishedRow {
+  return typeof v === 'number' ? { version: 1, ms: v, revises: null, previous_ms: null } : v;
+}
+
 export interface InvalidLineFinding extends LineLocation {
   length: number;
   reason: string;
@@ -64,8 +71,8 @@ export interface ConsumerState {
   /** Closed intervals folded out of `resources` (they can no longer change). */
   frozen_intervals: UsageInterval[];
   frozen_anomalies: TimelineAnomaly[];
-  /** Final hourly rows as published, by row key. */
-  published: Record<string, PublishedRow>;
+  /** Final hourly rows as published, by row key (`<hour ms>|<identity>`, see hourly-rollup.ts). */
+  published: Record<string, PublishedValue>;
   /** Every revision ever emitted, in order (revisions.ndjson). */
   revisions: HourlyRow[];
   totals: {
