@@ -54,23 +54,40 @@ export async function acquireShipperLock(ledgerDir: string, log: Logger, onCompr
     retries: 0,
     onCompromised,
   };
+  const lockOnce = async (wait: boolean): Promise<() => Promise<void>> => {
+    try {
+      // Waiting is only for a lock with no known holder: proper-lockfile frees it once stale.
+      return await lockfile.lock(ledgerDir, wait ? { ...opts, retries: { retries: 12, minTimeout: 1000, maxTimeout: 1000 } } : opts);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw new ShipperLockedError(ledgerDir, readHolder(ledgerDir)?.pid);
+      throw err;
+    }
+  };
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(ledgerDir, opts);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     const holder = readHolder(ledgerDir);
-    if (!holder || holder.host !== hostname() || alive(holder.pid)) throw new ShipperLockedError(ledgerDir, holder?.pid);
-    log.warn({ pid: holder.pid }, 'shipper: the previous shipper died without releasing its lock; taking it over');
-    await fsp.rmdir(opts.lockfilePath).catch(() => {});
-    try {
-      release = await lockfile.lock(ledgerDir, opts);
-    } catch (again) {
-      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new ShipperLockedError(ledgerDir, readHolder(ledgerDir)?.pid);
-      throw again;
+    if (holder && (holder.host !== hostname() || alive(holder.pid))) throw new ShipperLockedError(ledgerDir, holder.pid);
+    if (!holder) {
+      // Killed between taking the lock and writing its pid: wait until the lock goes stale.
+      log.warn({ lock: opts.lockfilePath }, 'shipper: the lock is held by an unknown process; waiting up to 12 s for it to go stale');
+      release = await lockOnce(true);
+    } else {
+      // The pid file names a dead process. A shipper that just took the lock writes its own pid
+      // within microseconds; look again a moment later before taking the lock over.
+      await new Promise((r) => setTimeout(r, 250));
+      const again = readHolder(ledgerDir);
+      if (!again || again.pid !== holder.pid || again.host !== holder.host) throw new ShipperLockedError(ledgerDir, again?.pid);
+      log.warn({ pid: holder.pid }, 'shipper: the previous shipper died without releasing its lock; taking it over');
+      await fsp.rm(opts.lockfilePath, { recursive: true, force: true });
+      release = await lockOnce(false);
     }
   }
-  fs.writeFileSync(path.join(ledgerDir, PID_FILE), JSON.stringify({ pid: process.pid, host: hostname() }), { mode: 0o600 });
+  const pidFile = path.join(ledgerDir, PID_FILE);
+  fs.writeFileSync(`${pidFile}.${process.pid}.tmp`, JSON.stringify({ pid: process.pid, host: hostname() }), { mode: 0o600 });
+  fs.renameSync(`${pidFile}.${process.pid}.tmp`, pidFile);
   return async () => {
     await fsp.unlink(path.join(ledgerDir, PID_FILE)).catch(() => {});
     await release().catch(() => {});

@@ -17,6 +17,11 @@ export interface NextBatchOptions {
   sizeCut: boolean;
   /** At EOF, report bytes after the last newline as a torn line (sealed segments only). */
   includeTail: boolean;
+  /**
+   * Treat this offset as the end of the file: the size seen when the pass started. Without it a
+   * pass would chase a busy file's tail upload after upload, making many tiny objects.
+   */
+  eof?: number;
 }
 
 /**
@@ -71,7 +76,11 @@ export class SegmentBatcher {
       this.queue = [];
       this.queueAt = 0;
       if (this.readPos >= opts.limit) break;
-      const want = Math.min(READ_CHUNK, opts.limit - this.readPos);
+      if (opts.eof !== undefined && this.readPos >= opts.eof) {
+        this.atEof = true;
+        break;
+      }
+      const want = Math.min(READ_CHUNK, Math.min(opts.limit, opts.eof ?? Infinity) - this.readPos);
       const buf = Buffer.allocUnsafe(want);
       const { bytesRead } = await this.fh.read(buf, 0, want, this.readPos);
       if (bytesRead === 0) {
@@ -87,7 +96,8 @@ export class SegmentBatcher {
         this.queue.push({ record, endsLine: lastByte >= 0 && chunk[lastByte] === 0x0a });
       }
     }
-    if (opts.includeTail && this.atEof) {
+    // A torn tail at the end of a re-cut range is part of that range, as when it was first cut.
+    if (opts.includeTail && (this.atEof || this.readPos >= opts.limit)) {
       const tail = this.splitter.finish();
       if (tail) batch.addInvalid(tail);
     }

@@ -289,7 +289,7 @@ class Shipper {
       }
       if (pos.sealed) pos.sealed = false; // it grew after all: a late writer
       const quiet = !isActive && Date.now() - fst.mtimeMs >= this.o.sealQuietMs;
-      const reachedEnd = await this.shipFrom(name, pos, fh, quiet);
+      const reachedEnd = await this.shipFrom(name, pos, fh, quiet, fst.size);
       if (reachedEnd && quiet) {
         const now = await fh.stat();
         if (now.size === pos.position && Date.now() - now.mtimeMs >= this.o.sealQuietMs) {
@@ -361,7 +361,7 @@ class Shipper {
   }
 
   /** Ships from the saved position, skipping ranges the destination already holds. */
-  private async shipFrom(name: string, pos: SegmentPosition, fh: fsp.FileHandle, quiet: boolean): Promise<boolean> {
+  private async shipFrom(name: string, pos: SegmentPosition, fh: fsp.FileHandle, quiet: boolean, eof: number): Promise<boolean> {
     for (;;) {
       if (this.stop.isStopped) return false;
       const ranges = (this.coverage.get(name) ?? []).filter((r) => r.end > pos.position);
@@ -385,7 +385,7 @@ class Shipper {
       }
       const batcher = new SegmentBatcher(fh, name, pos.gen, cur, this.o.batchBytes, this.o.maxLineBytes);
       for (;;) {
-        const batch = await batcher.next({ limit, sizeCut: !exact, includeTail: exact || (quiet && limit === Infinity) });
+        const batch = await batcher.next({ limit, sizeCut: !exact, includeTail: exact || (quiet && limit === Infinity), eof: Math.max(eof, limit === Infinity ? 0 : limit) });
         if (!batch) break;
         if (exact && batch.end !== limit) await this.conflict(name, fh, pos, `bytes ${cur}-${limit} no longer end on a line boundary at ${limit}`);
         const out = await uploadBatch(this.upload, batch);
@@ -396,7 +396,7 @@ class Shipper {
       if (this.stop.isStopped) return false;
       if (limit === Infinity) return true;
       if (pos.position === limit) continue;
-      if (batcher.readPos >= limit) await this.conflict(name, fh, pos, `the line at ${pos.position} runs past ${limit}, where an existing object starts`);
+      if (batcher.readPos >= limit && !batcher.atEof) await this.conflict(name, fh, pos, `the line at ${pos.position} runs past ${limit}, where an existing object starts`);
       return true; // the file ends before the next stored range (it will grow there)
     }
   }

@@ -1,0 +1,131 @@
+/**
+ * The shipper against the GCS test server through the real @google-cloud/storage client, as child
+ * processes: a crash test (SIGKILLs while writers emit) and an outage (503s, dropped connections,
+ * answers lost after the upload was stored, refused connections) with memory measured.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GcsDestination, type ShipperStatus } from 'metering-ledger/sink';
+import { runCrashScenario } from './support/crash-scenario.js';
+import { startGcsServer, type GcsTestServer } from './support/gcs-server.js';
+import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
+import { spawnCli, spawnTs, waitExit } from './support/spawn.js';
+import { tempDir } from './support/tmp.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let server: GcsTestServer;
+beforeAll(async () => {
+  server = await startGcsServer({ buckets: ['ledgers'] });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0; // exited
+  }
+}
+
+describe('shipper to GCS (test server, real client)', () => {
+  it('SIGKILLed while writers emit: every line exactly once in the bucket', async () => {
+    const t = tempDir('shipper-gcs-crash');
+    cleanups.push(t.cleanup);
+    const ledger = path.join(t.dir, 'ledger');
+    const url = 'gs://ledgers/crash/eu';
+    const { ids, killedAt } = await runCrashScenario({ ledger, dest: url, extraArgs: ['--endpoint', server.url], writers: 2, entriesPerWriter: 2500, ratePerWriter: 300, kills: 8 });
+    const final = await waitExit(spawnCli(['ship', '--once', '--ledger-dir', ledger, '--dest', url, '--endpoint', server.url, '--node', 'node-a', '--seal-quiet-ms', '0']));
+    expect(final.code, final.stderr).toBe(0);
+    const dest = new GcsDestination('ledgers', { endpoint: server.url });
+    const objects = await shippedObjects(dest, 'crash/eu');
+    expect(checkExactlyOnce(ledger, objects, { requireComplete: true }), `kills after ms: ${killedAt.join(',')}`).toEqual([]);
+    const shipped = shippedEntries(objects).map((e) => e.id);
+    expect(new Set(shipped).size).toBe(shipped.length);
+    expect(shipped.sort()).toEqual([...ids].sort());
+    expect(server.getObject('ledgers', 'crash/eu/nodes/node-a.json')).toBeDefined();
+  });
+
+  it('an outage of 503s, drops, lost answers and refused connections: nothing lost or duplicated, bounded memory, no restart', async () => {
+    const t = tempDir('shipper-gcs-outage');
+    cleanups.push(t.cleanup);
+    const ledger = path.join(t.dir, 'ledger');
+    fs.mkdirSync(ledger);
+    const url = 'gs://ledgers/outage';
+    const shipper = spawnCli(['ship', '--ledger-dir', ledger, '--dest', url, '--endpoint', server.url, '--node', 'node-a', '--batch-bytes', '1MiB', '--batch-ms', '50', '--rescan-ms', '200', '--progress-ms', '500', '--retry-base-ms', '50', '--retry-cap-ms', '500'], {
+      env: { ...process.env, METERING_LOG_LEVEL: 'warn' },
+    });
+    const exited = waitExit(shipper);
+    const statusOf = (): ShipperStatus | undefined => {
+      try {
+        return JSON.parse(fs.readFileSync(path.join(ledger, '.shipper', 'status.json'), 'utf8')) as ShipperStatus;
+      } catch {
+        return undefined;
+      }
+    };
+    await until('the shipper to start', () => statusOf());
+    const writer = waitExit(spawnTs('test/support/ledger-writer.ts', [ledger, '4000', '800', '2000000', 'node-a'], { env: { ...process.env, PRINT_IDS: '1' } }));
+    await sleep(700);
+    server.failNext(6, 503, { op: 'upload' });
+    await sleep(500);
+    server.dropNext(3, { op: 'upload' });
+    await sleep(500);
+    server.dropResponseNext(3, { op: 'upload' });
+    await sleep(500);
+    // A long backlog while nothing answers: ~20 MB written while connections are refused.
+    await server.refuseConnections();
+    const bulk = waitExit(spawnTs('test/support/ledger-writer.ts', [ledger, '80000', '0', '8000000', 'node-a'], { env: { ...process.env, PRINT_IDS: '1' } }));
+    const baselineRss = rssBytes(shipper.pid!);
+    let peakRss = 0;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(shipper.pid!))), 100);
+    try {
+      const bulkDone = await bulk;
+      expect(bulkDone.code, bulkDone.stderr).toBe(0);
+      await until('the backlog to show in status', () => (statusOf()?.backlog_bytes ?? 0) > 15_000_000);
+      await server.acceptConnections();
+      const w = await writer;
+      expect(w.code, w.stderr).toBe(0);
+      const total = 4000 + 80_000;
+      await until('the backlog to drain', () => {
+        const s = statusOf();
+        return s && s.backlog_bytes === 0 && s.counters.ledger_lines === total;
+      }, 90_000);
+      const ids = [...w.stdout.split('\n'), ...bulkDone.stdout.split('\n')].filter(Boolean);
+      expect(ids.length).toBe(total);
+      clearInterval(sampler);
+      shipper.kill('SIGTERM');
+      const r = await exited;
+      expect(r.code, r.stderr).toBe(0);
+      const dest = new GcsDestination('ledgers', { endpoint: server.url });
+      const objects = await shippedObjects(dest, 'outage');
+      expect(checkExactlyOnce(ledger, objects, { requireComplete: true })).toEqual([]);
+      const shipped = shippedEntries(objects).map((e) => e.id);
+      expect(new Set(shipped).size).toBe(shipped.length);
+      expect(shipped.sort()).toEqual(ids.sort());
+      // The ledger is the buffer: a 20 MB backlog is streamed, not held.
+      expect(peakRss).toBeGreaterThan(0);
+      expect(peakRss).toBeLessThan(300 * 1024 * 1024);
+      console.log(`outage test: shipper RSS ${(baselineRss / 1024 / 1024).toFixed(0)} MiB before, peak ${(peakRss / 1024 / 1024).toFixed(0)} MiB, server faults applied ${server.stats.faultsApplied}`);
+    } finally {
+      clearInterval(sampler);
+      await server.acceptConnections();
+      if (shipper.exitCode === null) shipper.kill('SIGKILL');
+    }
+  });
+});

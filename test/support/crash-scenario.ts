@@ -1,0 +1,50 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawnCli, spawnTs, waitExit } from './spawn.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A writer-and-killed-shipper scenario, shared by the local-dir and GCS crash tests. */
+export interface CrashRunOptions {
+  ledger: string;
+  dest: string;
+  extraArgs?: string[];
+  writers: number;
+  entriesPerWriter: number;
+  ratePerWriter: number;
+  kills: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs writers and a repeatedly killed shipper; resolves with every id the writers reported writing. */
+export async function runCrashScenario(o: CrashRunOptions): Promise<{ ids: string[]; killedAt: number[] }> {
+  const writers = Array.from({ length: o.writers }, () =>
+    waitExit(spawnTs('test/support/ledger-writer.ts', [o.ledger, String(o.entriesPerWriter), String(o.ratePerWriter), '100000', 'node-a'], { env: { ...process.env, PRINT_IDS: '1' } })),
+  );
+  let writersDone = false;
+  const all = Promise.all(writers).then((r) => {
+    writersDone = true;
+    return r;
+  });
+  const args = ['ship', '--ledger-dir', o.ledger, '--dest', o.dest, '--node', 'node-a', '--batch-bytes', '16KiB', '--batch-ms', '30', '--rescan-ms', '100', '--progress-ms', '300', '--seal-quiet-ms', '300', '--retry-base-ms', '20', '--retry-cap-ms', '200', ...(o.extraArgs ?? [])];
+  const killedAt: number[] = [];
+  for (let i = 0; i < o.kills; i++) {
+    const child: ChildProcess = spawnCli(args, { env: { ...process.env, METERING_LOG_LEVEL: 'warn', ...o.env } });
+    const exited = waitExit(child);
+    const wait = 150 + Math.floor(Math.random() * 1600);
+    killedAt.push(wait);
+    await sleep(wait);
+    child.kill('SIGKILL');
+    const r = await exited;
+    // Killed, or (rarely) it had already failed: a failure is a bug worth seeing.
+    if (r.signal !== 'SIGKILL') throw new Error(`shipper exited by itself (code ${r.code}): ${r.stderr}`);
+  }
+  const results = await all;
+  if (!writersDone) throw new Error('writers did not finish');
+  const ids: string[] = [];
+  for (const r of results) {
+    if (r.code !== 0) throw new Error(`writer failed (${r.code}): ${r.stderr}`);
+    ids.push(...r.stdout.split('\n').filter(Boolean));
+  }
+  return { ids, killedAt };
+}
+
