@@ -19,7 +19,7 @@ import { INITIAL_STATE, openInterval, runTimeline } from './resource-timeline.js
 import { publish } from './revisions.js';
 import { SeqTracker } from './seq-tracker.js';
 import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ListedObject, type ObjectRead } from './source-reader.js';
-import { lockState } from './state-lock.js';
+import { acquireStateLock } from './state-lock.js';
 import { emptyState, loadState, pushFinding, saveState, type ConsumerState, type EntryFinding, type ResourceRecord } from './state-store.js';
 import { compareEvents, iso, toTimelineEvent, type HourlyRow, type TimelineAnomaly, type TimelineEvent, type UsageInterval } from './types.js';
 import { computeWatermark, type NodeStatus } from './watermark.js';
@@ -214,7 +214,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   }
   const { destination, prefix } = options.destination ?? (await openDestination(options.source));
   const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.json') : undefined);
-  const release = stateFile ? await lockState(stateFile) : undefined;
+  const lock = stateFile ? await acquireStateLock(stateFile) : undefined;
   try {
     const state = stateFile ? await loadState(stateFile, options.source) : emptyState(options.source);
     const previousWatermark = state.watermark;
@@ -321,6 +321,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     };
 
     progress({ phase: 'write', objectsDone: done, objectsTotal: total, entries: ingest.entries });
+    lock?.check();
     if (options.out) {
       await writeNdjsonAtomic(path.join(options.out, 'intervals.ndjson'), intervals);
       await writeNdjsonAtomic(path.join(options.out, 'hourly.ndjson'), pub.rows);
@@ -328,12 +329,13 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
       await writeFileAtomic(path.join(options.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     }
     // State last: a crash before this line re-reads the same objects next time and publishes the same rows.
+    lock?.check();
     if (stateFile) await saveState(stateFile, state);
     const run: RunSummary = { objects_read: done, entries_read: ingest.entries, new_revisions: pub.revisions.length, watermark: report.watermark };
     log.info({ ...run, bad_objects: bad.length, intervals: intervals.length, hourly_rows: pub.rows.length }, 'metering rollup: done');
     return { intervals, hourly: pub.rows, revisions: pub.revisions, report, run };
   } finally {
-    await release?.();
+    await lock?.release();
   }
 }
 

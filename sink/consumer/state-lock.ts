@@ -6,32 +6,56 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import lockfile from 'proper-lockfile';
 
+/** A lock left by a killed process frees itself after this long (the holder refreshes it meanwhile). */
+export const STATE_LOCK_STALE_MS = 120_000;
+
 export class RollupLockedError extends Error {
   constructor(readonly stateFile: string) {
     super(
       `another metering rollup is running on ${stateFile} (lock ${stateFile}.lock is held); ` +
-        'wait for it to finish. A lock left by a killed process frees itself after 30 seconds.',
+        `wait for it to finish. A lock left by a killed process frees itself after ${STATE_LOCK_STALE_MS / 1000} seconds.`,
     );
     this.name = 'RollupLockedError';
   }
 }
 
-/** Takes the lock on `stateFile` (the file need not exist); returns the release function. */
-export async function lockState(stateFile: string): Promise<() => Promise<void>> {
+export interface StateLock {
+  release: () => Promise<void>;
+  /** Throws if the lock was lost while held (then another run may have taken over): never write after that. */
+  check: () => void;
+}
+
+/** Takes the lock on `stateFile` (the file need not exist). */
+export async function acquireStateLock(stateFile: string): Promise<StateLock> {
   fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+  let lost: Error | undefined;
+  let release: () => Promise<void>;
   try {
-    return await lockfile.lock(stateFile, {
+    release = await lockfile.lock(stateFile, {
       lockfilePath: `${stateFile}.lock`,
       realpath: false,
       retries: 0,
-      // proper-lockfile refreshes the lock while we hold it; a dead holder's lock expires after this.
-      stale: 30_000,
+      stale: STATE_LOCK_STALE_MS,
+      // Remember instead of throwing from a timer: the run fails before it writes anything.
       onCompromised: (err) => {
-        throw err;
+        lost = err;
       },
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw new RollupLockedError(stateFile);
     throw err;
   }
+  return {
+    release: async () => {
+      if (!lost) await release();
+    },
+    check: () => {
+      if (lost) throw new Error(`lost the lock on ${stateFile} during the run (${lost.message}); nothing was written, run again`);
+    },
+  };
+}
+
+/** Takes the lock on `stateFile`; returns the release function. */
+export async function lockState(stateFile: string): Promise<() => Promise<void>> {
+  return (await acquireStateLock(stateFile)).release;
 }
