@@ -96,7 +96,14 @@ async function runShip(flags: ShipFlags): Promise<number> {
   const log = await cliLogger('metering-shipper');
   let dest: Awaited<ReturnType<typeof openDestination>>;
   try {
-    dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
+    if (flags.dest.startsWith('gs://')) {
+      // The shipper retries forever with its own backoff (logged, counted, visible in status); the
+      // client's extra silent retries would only stretch each failure to many seconds.
+      const { gcsFromUrl } = await import('../destinations/gcs.js');
+      dest = await gcsFromUrl(flags.dest, { clientRetries: 0, ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+    } else {
+      dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
+    }
   } catch (err) {
     log.error({ dest: flags.dest, err: (err as Error).message }, 'cannot open the destination');
     return 1;
