@@ -334,4 +334,34 @@ describe('consumer scenarios', () => {
     expect(late.report.too_late_entries.count).toBe(1);
     expect(late.intervals.find((i) => i.resource_id === 'vm1' && i.end === null)).toBeDefined();
   });
+
+  it('a late event that lands before an already-closed interval re-plays the timeline (start moves earlier, a start becomes a duplicate)', async () => {
+    const { bucket, out } = setup();
+    const w1 = new TestWriter('n1', 'w1');
+    const w2 = new TestWriter('n1', 'w2');
+    await bucket.put([w1.start('vm1', T0 + 2 * HOUR, { cpu: 4 }), w1.stop('vm1', T0 + 3 * HOUR)]);
+    await bucket.progress('n1', T0 + 5 * HOUR, T0 + 5 * HOUR);
+    const first = await rollup(bucket, out, T0 + 5 * HOUR, { graceMs: 0 });
+    expect(first.intervals.map((i) => [i.start, i.end, i.shape.cpu])).toEqual([[at(T0 + 2 * HOUR), at(T0 + 3 * HOUR), 4]]);
+    await bucket.put([w2.start('vm1', T0 + HOUR + 30 * MIN, { cpu: 1 })]);
+    const second = await rollup(bucket, out, T0 + 5 * HOUR, { graceMs: 0 });
+    expect(second.intervals.map((i) => [i.start, i.end, i.shape.cpu])).toEqual([[at(T0 + HOUR + 30 * MIN), at(T0 + 3 * HOUR), 1]]);
+    expect(second.report.duplicate_starts.count).toBe(1);
+    // The cpu=4 row of 02:00 is withdrawn, the cpu=1 rows appear: each an explicit revision.
+    expect(second.hourly.map((r) => [r.hour, r.cpu, r.ms, r.version, r.revises])).toEqual([
+      [at(T0 + HOUR), 1, 30 * MIN, 1, 0],
+      [at(T0 + 2 * HOUR), 1, HOUR, 1, 0],
+      [at(T0 + 2 * HOUR), 4, 0, 2, 1],
+    ]);
+  });
+
+  it('fails closed on a state file it cannot trust (corrupt, or another source)', async () => {
+    const { bucket, out, root } = setup();
+    const { StateFileError } = await import('metering-ledger/sink');
+    await rollup(bucket, out, T0);
+    await expect(runRollup({ source: path.join(root, 'elsewhere'), out, now: T0 })).rejects.toThrow(/belongs to source/);
+    fs.writeFileSync(path.join(out, 'state.json'), '{"v":1,"sour');
+    await expect(rollup(bucket, out, T0)).rejects.toBeInstanceOf(StateFileError);
+    await expect(rollup(bucket, out, T0)).rejects.toThrow(/not valid JSON/);
+  });
 });
