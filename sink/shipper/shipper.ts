@@ -203,7 +203,7 @@ class Shipper {
       if (!present.has(name)) await this.vanished(name);
     }
     this.cycleShipped = 0;
-    this.cycleBacklogAtStart = this.computeBacklog(names);
+    this.cycleBacklogAtStart = this.computeBacklog(names, true);
     let drained = true;
     for (const name of names) {
       if (this.stop.isStopped) {
@@ -221,13 +221,16 @@ class Shipper {
     return drained;
   }
 
-  /** Also remembers each segment's size, so one deleted before we reached it is still reported. */
-  private computeBacklog(names: string[]): number {
+  /**
+   * With `remember`, also notes each segment's size so one deleted before we reached it is still
+   * reported (only the cycle does this; the status timer must not resurrect a retired segment).
+   */
+  private computeBacklog(names: string[], remember = false): number {
     let total = 0;
     for (const name of names) {
       const st = fs.statSync(path.join(this.o.ledgerDir, name), { throwIfNoEntry: false });
       if (!st) continue;
-      this.lastStat.set(name, st);
+      if (remember) this.lastStat.set(name, st);
       const pos = this.store.state.segments[name];
       total += pos && pos.ino === st.ino && pos.position <= st.size ? st.size - pos.position : st.size;
     }
