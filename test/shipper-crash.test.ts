@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalDirDestination } from 'metering-ledger/sink';
-import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
+import { checkExactlyOnce, quarantineRecords, shippedEntries, shippedObjects } from './support/shipped.js';
 import { runCrashScenario } from './support/crash-scenario.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
@@ -21,7 +21,9 @@ describe('shipper crash safety', () => {
     cleanups.push(t.cleanup);
     const ledger = path.join(t.dir, 'ledger');
     const bucket = path.join(t.dir, 'bucket');
-    const { ids, killedAt } = await runCrashScenario({ ledger, dest: bucket, writers: 3, entriesPerWriter: 5000, ratePerWriter: 300, kills: 15 });
+    // One writer also appends garbage: ranges then make a quarantine + ledger object pair, and a
+    // kill between the two uploads must be repaired by re-cutting exactly that range.
+    const { ids, killedAt } = await runCrashScenario({ ledger, dest: bucket, writers: 3, entriesPerWriter: 5000, ratePerWriter: 300, kills: 15, garbageEvery: 25 });
     const dest = new LocalDirDestination(bucket);
     const before = await shippedObjects(dest);
     // The killed shippers did real work (otherwise this test would prove nothing).
@@ -37,5 +39,10 @@ describe('shipper crash safety', () => {
     expect(new Set(shipped).size, 'duplicate ids in the bucket').toBe(shipped.length);
     expect(ids.length).toBe(15000);
     expect([...shipped].sort()).toEqual([...ids].sort());
+    // Every malformed line is in quarantine exactly once.
+    const quarantined = quarantineRecords(objects).map((q) => Buffer.from(q.line_base64, 'base64').toString());
+    expect(quarantined.length).toBe(5000 / 25);
+    expect(new Set(quarantined).size).toBe(quarantined.length);
+    expect(quarantined.every((l) => /^not json from \d+ #\d+$/.test(l))).toBe(true);
   });
 });

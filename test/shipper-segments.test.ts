@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FileRecorder } from 'metering-ledger';
 import { LocalDirDestination, shipOnce, startShipper, type Destination } from 'metering-ledger/sink';
 import { vmStart } from './support/entries.js';
+import { FlakyDestination } from './support/flaky-destination.js';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
 import { memoryLogger, tempDir } from './support/tmp.js';
 
@@ -116,6 +117,29 @@ describe('shipper: segments that change underneath it', () => {
     const ids = shippedEntries(objects).map((e) => e.id);
     expect(new Set(ids).size).toBe(65);
     expect(ids.slice(-25)).toEqual(more);
+  });
+
+  it('killed between the two objects of a range: the missing one is re-cut under the same name, nothing else is re-uploaded', async () => {
+    const { ledger, dest } = setup();
+    const rec = new FileRecorder({ dir: ledger, node: 'node-a' });
+    for (let i = 0; i < 10; i++) rec.emit(vmStart(`a-${i}`));
+    fs.appendFileSync(path.join(ledger, 'ledger.jsonl'), 'garbage line\n');
+    for (let i = 0; i < 10; i++) rec.emit(vmStart(`b-${i}`));
+    await rec.close();
+    await once(ledger, dest, { batchBytes: 1024 });
+    const before = await shippedObjects(dest);
+    const pairLedger = before.find((o) => o.cls === 'ledger' && before.some((q) => q.cls === 'quarantine' && q.start === o.start))!;
+    expect(pairLedger).toBeDefined();
+    // As if the shipper died after storing the quarantine object and before the ledger object and
+    // its position: remove the ledger object and forget every position.
+    await dest.delete(pairLedger.name);
+    fs.rmSync(path.join(ledger, '.shipper'), { recursive: true });
+    const flaky = new FlakyDestination(dest);
+    await once(ledger, flaky, { batchBytes: 1024 });
+    expect(flaky.created).toEqual([pairLedger.name]);
+    const after = await shippedObjects(dest);
+    expect(after.map((o) => o.name).sort()).toEqual(before.map((o) => o.name).sort());
+    expect(checkExactlyOnce(ledger, after, { requireComplete: true })).toEqual([]);
   });
 
   it('a segment deleted while being read: no crash, a clear log, the other segments still ship', async () => {

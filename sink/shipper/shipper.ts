@@ -522,6 +522,7 @@ class Shipper {
     const put = (): Promise<void> => this.o.destination.put(name, body, { contentType: 'application/json' });
     try {
       if (force) await this.retryCall(`put ${name}`, put);
+      else if (final) await withTimeout(put(), 5_000, 'final progress report');
       else await put();
       this.lastProgressAt = Date.now();
       this.progressDirty = false;
@@ -580,6 +581,15 @@ class Shipper {
   noteError(err: unknown): void {
     this.lastError = { at: new Date().toISOString(), message: errorText(err) };
   }
+}
+
+/** A stop must not hang on a destination that does not answer: give up on `p` after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function readHead(fh: fsp.FileHandle, len: number): Promise<Buffer> {

@@ -13,12 +13,18 @@ export interface CrashRunOptions {
   ratePerWriter: number;
   kills: number;
   env?: NodeJS.ProcessEnv;
+  /** The first writer also appends a malformed line every N entries (quarantine + ledger pairs). */
+  garbageEvery?: number;
 }
 
 /** Runs writers and a repeatedly killed shipper; resolves with every id the writers reported writing. */
 export async function runCrashScenario(o: CrashRunOptions): Promise<{ ids: string[]; killedAt: number[] }> {
-  const writers = Array.from({ length: o.writers }, () =>
-    waitExit(spawnTs('test/support/ledger-writer.ts', [o.ledger, String(o.entriesPerWriter), String(o.ratePerWriter), '100000', 'node-a'], { env: { ...process.env, PRINT_IDS: '1' } })),
+  const writers = Array.from({ length: o.writers }, (_, i) =>
+    waitExit(
+      spawnTs('test/support/ledger-writer.ts', [o.ledger, String(o.entriesPerWriter), String(o.ratePerWriter), '100000', 'node-a'], {
+        env: { ...process.env, PRINT_IDS: '1', ...(i === 0 && o.garbageEvery ? { GARBAGE_EVERY: String(o.garbageEvery) } : {}) },
+      }),
+    ),
   );
   let writersDone = false;
   const all = Promise.all(writers).then((r) => {
