@@ -3,6 +3,7 @@ export class ProgressBar {
   private lastDraw = 0;
   private startedAt = Date.now();
   private shown = false;
+  private doneAtStart = 0;
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -17,7 +18,11 @@ export class ProgressBar {
   update(done: number, total: number): void {
     if (!this.enabled || total < this.minBytes) return;
     const now = Date.now();
-    if (!this.shown) this.startedAt = now;
+    if (!this.shown && this.lastDraw === 0) {
+      // The first report: measure the rate from here on.
+      this.startedAt = now;
+      this.doneAtStart = done;
+    }
     if (now - this.lastDraw < 100 && done < total) return;
     this.lastDraw = now;
     this.shown = true;
@@ -26,13 +31,14 @@ export class ProgressBar {
     const filled = Math.round(frac * width);
     const mb = (n: number): string => (n / 1024 / 1024).toFixed(1);
     const secs = Math.max(0.001, (now - this.startedAt) / 1000);
-    const rate = done / 1024 / 1024 / secs;
-    this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb(done)}/${mb(total)} MiB ${rate.toFixed(1)} MiB/s `);
+    const rate = secs < 0.2 ? '' : `${((done - this.doneAtStart) / 1024 / 1024 / secs).toFixed(1)} MiB/s`;
+    this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb(done)}/${mb(total)} MiB ${rate} `);
     if (done >= total) this.end();
   }
 
   end(): void {
     if (this.shown) this.stream.write('\n');
     this.shown = false;
+    this.lastDraw = 0;
   }
 }
