@@ -22,18 +22,30 @@ export interface HourlyTotal {
 
 type RowIdentity = Omit<HourlyTotal, 'ms' | 'hour'>;
 
-/** Everything but the hour and the value; computed once per interval, not once per hour. */
+const SEP = '\u0000';
+/** A non-negative integer as text that sorts numerically: its digit count (2 digits), then the digits. */
+const ord = (n: number): string => {
+  const d = String(n);
+  return `${String(d.length).padStart(2, '0')}${d}`;
+};
+
+/**
+ * Everything but the hour and the value, computed once per interval (not once per hour). The key
+ * sorts like the tuple (family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes):
+ * NUL separators (ids cannot contain control characters), length-prefixed numbers, and a null
+ * hypervisor before any name.
+ */
 export function identityKey(r: RowIdentity): string {
-  return JSON.stringify([r.family, r.resource_id, r.node, r.hypervisor, r.cpu, r.mem_bytes, r.storage_bytes]);
+  return [r.family, r.resource_id, r.node, r.hypervisor === null ? '' : `\u0001${r.hypervisor}`, ord(r.cpu), ord(r.mem_bytes), ord(r.storage_bytes)].join(SEP);
 }
 
-/** The identity of a row: `<hour epoch ms>|<identity>`. */
-export const rowKey = (hour: number, identity: string): string => `${hour}|${identity}`;
+/** The identity of a row; plain string order of keys is output order (hour first). */
+export const rowKey = (hour: number, identity: string): string => `${ord(hour)}${SEP}${identity}`;
 
 export function rowFromKey(key: string): Omit<HourlyTotal, 'ms'> {
-  const bar = key.indexOf('|');
-  const [family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes] = JSON.parse(key.slice(bar + 1)) as [Family, string, string, string | null, number, number, number];
-  return { hour: Number(key.slice(0, bar)), family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes };
+  const [hour, family, resource_id, node, hv, cpu, mem_bytes, storage_bytes] = key.split(SEP) as [string, Family, string, string, string, string, string, string];
+  const num = (x: string): number => Number(x.slice(2));
+  return { hour: num(hour), family, resource_id, node, hypervisor: hv === '' ? null : hv.slice(1), cpu: num(cpu), mem_bytes: num(mem_bytes), storage_bytes: num(storage_bytes) };
 }
 
 /** The part of an interval that is billed now: [start, end) or, while open, [start, watermark). */

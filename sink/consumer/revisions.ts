@@ -47,9 +47,27 @@ function compact(p: PublishedRow): PublishedValue {
 export function publish(totals: Map<string, HourlyTotal>, published: Map<string, PublishedValue>, watermark: number, previousWatermark: number | null): PublicationResult {
   const isFinal = (hour: number): boolean => hour + HOUR_MS <= watermark;
   const wasFinal = (hour: number): boolean => previousWatermark !== null && hour + HOUR_MS <= previousWatermark;
+  // Row keys sort in output order; final rows no longer backed by any interval are kept too.
+  const keys = [...totals.keys()];
+  for (const key of published.keys()) if (!totals.has(key)) keys.push(key);
+  keys.sort();
   const rows: HourlyRow[] = [];
   const revisions: HourlyRow[] = [];
-  for (const [key, t] of totals) {
+  for (const key of keys) {
+    const t = totals.get(key);
+    if (t === undefined) {
+      // Withdraw explicitly (ms 0), never drop: a billing system may have imported it.
+      const before = publishedRow(published.get(key)!);
+      let now = before;
+      if (before.ms !== 0) {
+        now = { version: before.version + 1, ms: 0, revises: before.version, previous_ms: before.ms };
+        published.set(key, compact(now));
+      }
+      const row = toRow({ ...rowFromKey(key), ms: 0 }, true, now);
+      rows.push(row);
+      if (now !== before) revisions.push(row);
+      continue;
+    }
     if (!isFinal(t.hour)) {
       rows.push(toRow(t, false, null));
       continue;
@@ -71,27 +89,5 @@ export function publish(totals: Map<string, HourlyTotal>, published: Map<string,
       if (now.revises !== null) revisions.push(row);
     }
   }
-  // Final rows no longer backed by any interval: withdraw them explicitly (ms 0), never drop them.
-  for (const [key, stored] of published) {
-    if (totals.has(key)) continue;
-    const before = publishedRow(stored);
-    let now = before;
-    if (before.ms !== 0) {
-      now = { version: before.version + 1, ms: 0, revises: before.version, previous_ms: before.ms };
-      published.set(key, compact(now));
-    }
-    const row = toRow({ ...rowFromKey(key), ms: 0 }, true, now);
-    rows.push(row);
-    if (now !== before) revisions.push(row);
-  }
-  return { rows: sortRows(rows), revisions: sortRows(revisions) };
-}
-
-const pad = (n: number): string => String(n).padStart(16, '0');
-
-/** Rows in (hour, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes) order. */
-export function sortRows(rows: HourlyRow[]): HourlyRow[] {
-  const keyed = rows.map((r) => ({ k: `${r.hour}\u0000${r.family}\u0000${r.resource_id}\u0000${r.node}\u0000${r.hypervisor ?? ''}\u0000${pad(r.cpu)}\u0000${pad(r.mem_bytes)}\u0000${pad(r.storage_bytes)}`, r }));
-  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-  return keyed.map((x) => x.r);
+  return { rows, revisions };
 }
