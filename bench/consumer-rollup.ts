@@ -79,6 +79,6 @@ const one = await runRollup({ source: bucketDir, out: path.join(root, 'out-one')
 const oneMs = performance.now() - t;
 clearInterval(sampler);
 console.log(`${VMS} VMs, ${NODES} nodes, ${DAYS} days: ${entries} entries, ${one.intervals.length} intervals, ${one.hourly.length} hourly rows`);
-console.log(`one run: ${(oneMs / 1000).toFixed(2)} s (${Math.round(entries / (oneMs / 1000))} entries/s); ${DAYS} daily runs: ${(incMs / 1000).toFixed(2)} s total`);
+console.log(`one run: ${(oneMs / 1000).toFixed(2)} s (${Math.round(entries / (oneMs / 1000))} entries/s, ${Math.round(one.hourly.length / (oneMs / 1000))} hourly rows/s); ${DAYS} daily runs: ${(incMs / 1000).toFixed(2)} s total`);
 console.log(`state: ${mb(fs.statSync(path.join(root, 'out-one', 'state.json')).size)}, hourly.ndjson: ${mb(fs.statSync(path.join(root, 'out-one', 'hourly.ndjson')).size)}, peak RSS ${mb(peak)}`);
 fs.rmSync(root, { recursive: true, force: true });
