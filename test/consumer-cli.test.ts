@@ -107,4 +107,16 @@ describe('metering rollup / usage CLI', () => {
     const bad = await metering(['usage', '--source', bucket, '--by', 'planet']);
     expect(bad.stderr).toMatch(/planet.*invalid|Allowed choices/i);
   });
+
+  it('shows progress on a terminal and logs pino JSON otherwise', async () => {
+    const fresh = path.join(root, 'out-progress');
+    const plain = await run(process.execPath, [BIN, 'rollup', '--source', bucket, '--out', fresh, '--now', NOW], { env: { ...process.env, METERING_LOG_LEVEL: 'info' } });
+    const log = plain.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; objects_read?: number });
+    expect(log.find((l) => l.msg === 'metering rollup: done')?.objects_read).toBe(1);
+    if (!fs.existsSync('/usr/bin/script')) return; // util-linux `script` gives the child a pseudo-terminal
+    const cmd = [process.execPath, BIN, 'rollup', '--source', bucket, '--out', path.join(root, 'out-tty'), '--now', NOW].map((a) => `'${a}'`).join(' ');
+    const tty = await run('/usr/bin/script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, METERING_LOG_LEVEL: 'info' } });
+    expect(tty.stdout).toMatch(/reading objects 1\/1 \(100%\), 7 entries/);
+    expect(tty.stdout).not.toMatch(/"level":30/);
+  });
 });
