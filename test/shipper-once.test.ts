@@ -149,6 +149,25 @@ describe('metering ship --once', () => {
     expect(report.backlog_bytes).toBe('{"v":1,"partial'.length);
   });
 
+  it('status works with no shipper ever run: backlog and the oldest unshipped entry from the files', async () => {
+    const d = dirs();
+    const rec = new FileRecorder({ dir: d.ledger, node: 'node-a' });
+    rec.emit(vmStart('vm-1', { emitted_at: '2026-01-02T03:04:05.006Z' }));
+    rec.emit(vmStart('vm-2'));
+    await rec.close();
+    const size = fs.statSync(path.join(d.ledger, fs.readlinkSync(path.join(d.ledger, 'ledger.jsonl')))).size;
+    const r = await waitExit(spawnCli(['status', '--ledger-dir', d.ledger, '--json']));
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { running: boolean; backlog_bytes: number; oldest_unshipped_at: string | null; reported: unknown };
+    expect(report).toMatchObject({ running: false, backlog_bytes: size, oldest_unshipped_at: '2026-01-02T03:04:05.006Z', reported: null });
+    const text = await waitExit(spawnCli(['status', '--ledger-dir', d.ledger]));
+    expect(text.stdout).toMatch(/oldest unshipped: 2026-01-02T03:04:05\.006Z/);
+    expect(text.stdout).toMatch(/shipper:\s+not running/);
+    await ship(['--ledger-dir', d.ledger, '--dest', d.bucket]);
+    const after = JSON.parse((await waitExit(spawnCli(['status', '--ledger-dir', d.ledger, '--json']))).stdout) as { backlog_bytes: number; oldest_unshipped_at: string | null };
+    expect(after).toMatchObject({ backlog_bytes: 0, oldest_unshipped_at: null });
+  });
+
   it('documents every flag in --help and refuses bad values with a clear message', async () => {
     const help = await waitExit(spawnCli(['ship', '--help']));
     for (const flag of ['--ledger-dir', '--dest', '--endpoint', '--node', '--once', '--gzip', '--batch-bytes', '--batch-ms', '--rescan-ms', '--progress-ms', '--retention', '--max-line-bytes', '--state-dir', '--metrics-port']) {

@@ -51,6 +51,7 @@ describe('shipper: destination outages', () => {
       const during = running.status();
       expect(during.backlog_bytes).toBeGreaterThan(0);
       expect(during.last_error?.message).toMatch(/injected outage/);
+      expect(Date.parse(during.oldest_unshipped_at!)).toBeLessThanOrEqual(Date.now());
       flaky.down = false;
       // Permission trouble: logged with its hint, retried slowly, then fixed.
       flaky.failNext(2, { ops: ['putIfAbsent'], error: () => new PermanentDestinationError('403 Forbidden on bucket test-bucket', 'grant roles/storage.objectCreator to the shipper account', 403) });

@@ -23,7 +23,7 @@ export function formatStatus(r: ShipperStatusReport): string {
     `shipper:          ${r.running ? `running${r.pid ? ` (pid ${r.pid})` : ''}` : 'not running'}`,
     `destination:      ${rep?.destination ?? 'unknown (no report yet)'}`,
     `backlog:          ${human(r.backlog_bytes)} (${r.backlog_bytes} bytes) in ${r.segments.filter((s) => s.shipped < s.size).length} of ${r.segments.length} segments`,
-    `oldest unshipped: ${r.backlog_bytes === 0 ? 'none' : rep?.oldest_unshipped_at ? age(rep.oldest_unshipped_at) : 'unknown'}`,
+    `oldest unshipped: ${r.oldest_unshipped_at ? age(r.oldest_unshipped_at) : r.backlog_bytes === 0 ? 'none' : 'unknown'}`,
     `last success:     ${age(rep?.last_success_at)}`,
     `last error:       ${rep?.last_error ? `${age(rep.last_error.at)}: ${rep.last_error.message}${rep.last_error.hint ? ` — ${rep.last_error.hint}` : ''}` : 'none'}`,
     `last report:      ${age(rep?.updated_at)}`,

@@ -4,11 +4,12 @@ import * as fsp from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { pino, type Logger } from 'pino';
-import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments, parseLedgerLine } from '../../src/index.js';
+import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { assertSafeNode, nodeProgressName, normalizePrefix, type NodeProgress } from '../layout.js';
 import { sha256Hex, type Batch } from './batch.js';
 import { acquireShipperLock } from './lock.js';
+import { emittedAtOf } from './oldest-unshipped.js';
 import { PositionStore, type SegmentPosition } from './positions.js';
 import { highestGen, listSegmentCoverage, type CoveredRange } from './reconcile.js';
 import { DEFAULT_RETRY, errorText, retryForever, StopSignal, StoppedError, type RetryPolicy } from './retry.js';
@@ -475,25 +476,12 @@ class Shipper {
   private async findOldestUnshipped(): Promise<string | null> {
     for (const name of listSegments(this.o.ledgerDir)) {
       const pos = this.store.state.segments[name];
-      const file = path.join(this.o.ledgerDir, name);
-      const st = fs.statSync(file, { throwIfNoEntry: false });
+      const st = fs.statSync(path.join(this.o.ledgerDir, name), { throwIfNoEntry: false });
       if (!st) continue;
       const from = pos && pos.ino === st.ino && pos.position <= st.size ? pos.position : 0;
       if (st.size <= from) continue;
-      let fh: fsp.FileHandle | undefined;
-      try {
-        fh = await fsp.open(file, 'r');
-        const buf = Buffer.alloc(Math.min(this.o.maxLineBytes + 1, st.size - from));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, from);
-        const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
-        const line = nl === -1 ? undefined : buf.subarray(0, nl);
-        const rec = line ? parseLedgerLine(line, from).find((r) => r.type === 'entry') : undefined;
-        return rec?.type === 'entry' ? rec.entry.emitted_at : st.mtime.toISOString();
-      } catch {
-        return st.mtime.toISOString();
-      } finally {
-        await fh?.close();
-      }
+      const at = await emittedAtOf(this.o.ledgerDir, name, from, this.o.maxLineBytes);
+      if (at) return at;
     }
     return null;
   }

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { activeSegmentName, listSegments } from '../../src/index.js';
+import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments } from '../../src/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { shipperRunning } from './lock.js';
+import { emittedAtOf } from './oldest-unshipped.js';
 import { POSITIONS_FILE, type ShipperState } from './positions.js';
 
 export const STATUS_FILE = 'status.json';
@@ -68,6 +69,8 @@ export interface ShipperStatusReport {
   pid?: number;
   /** Backlog computed now from the position store and the segment sizes (works with no shipper running). */
   backlog_bytes: number;
+  /** emitted_at of the oldest entry not yet shipped, read from the ledger now; null when none. */
+  oldest_unshipped_at: string | null;
   segments: SegmentReport[];
   /** The running (or last) shipper's own report, if it ever wrote one. */
   reported: ShipperStatus | null;
@@ -96,12 +99,14 @@ export async function readShipperStatus(ledgerDir: string, stateDir = defaultSta
   const active = activeSegmentName(ledgerDir);
   const segments: SegmentReport[] = [];
   let backlog = 0;
+  let oldest: string | null = null;
   for (const name of listSegments(ledgerDir)) {
     const st = fs.statSync(path.join(ledgerDir, name), { throwIfNoEntry: false });
     if (!st) continue;
     const pos = state?.segments[name];
     const shipped = pos && pos.ino === st.ino && pos.position <= st.size ? pos.position : 0;
     backlog += st.size - shipped;
+    if (oldest === null && st.size > shipped) oldest = (await emittedAtOf(ledgerDir, name, shipped, DEFAULT_MAX_LINE_BYTES)) ?? null;
     segments.push({ name, size: st.size, shipped, active: name === active, sealed: pos?.sealed ?? false });
   }
   const lock = await shipperRunning(ledgerDir);
@@ -111,6 +116,7 @@ export async function readShipperStatus(ledgerDir: string, stateDir = defaultSta
     running: lock.running,
     ...(lock.pid !== undefined ? { pid: lock.pid } : {}),
     backlog_bytes: backlog,
+    oldest_unshipped_at: oldest,
     segments,
     reported,
     ...(problem ? { problem } : {}),
