@@ -129,7 +129,8 @@ export function startNewSegment(dir: string, now: Date = new Date()): string {
 function adoptPlainLedgerFile(dir: string): void {
   const link = path.join(dir, ACTIVE_LINK);
   const st = fs.lstatSync(link, { throwIfNoEntry: false });
-  if (st?.isFile()) fs.renameSync(link, path.join(dir, newSegmentName(st.mtime)));
+  // Named before "now", so it sorts before the segment created right after it (names sort by time).
+  if (st?.isFile()) fs.renameSync(link, path.join(dir, newSegmentName(new Date(Math.min(st.mtimeMs, Date.now() - 1)))));
 }
 
 export interface OpenSegment {
