@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalDirDestination, type ShipperStatus } from 'metering-ledger/sink';
+import { LocalDirDestination, type NodeProgress, type ShipperStatus } from 'metering-ledger/sink';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
 import { spawnCli, spawnTs, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
@@ -66,6 +66,14 @@ describe('metering ship (daemon)', () => {
     expect(metrics).toMatch(/^metering_shipper_backlog_bytes\{node="node-a"\} 0$/m);
     expect(metrics).toMatch(/^metering_shipper_ledger_lines_total\{node="node-a"\} 4000$/m);
     expect(metrics).toMatch(/^metering_shipper_last_success_timestamp_seconds\{node="node-a"\} \d+/m);
+
+    // Idle, the node progress object is still rewritten every --progress-ms (silent-node detection).
+    const progressOf = (): NodeProgress => JSON.parse(fs.readFileSync(path.join(bucket, 'nodes', 'node-a.json'), 'utf8')) as NodeProgress;
+    const first = progressOf();
+    expect(first.backlog_bytes).toBe(0);
+    expect(Object.values(first.writers).map((w) => w.last_seq)).toEqual([2000, 2000]);
+    await until('an idle progress report', () => progressOf().reported_at > first.reported_at);
+    expect(progressOf().complete_through >= first.complete_through).toBe(true);
 
     const statusText = await waitExit(spawnCli(['status', '--ledger-dir', ledger]));
     expect(statusText.stdout).toMatch(/shipper:\s+running \(pid \d+\)/);
