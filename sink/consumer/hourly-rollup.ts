@@ -22,7 +22,9 @@ export interface HourlyTotal {
 
 type RowIdentity = Omit<HourlyTotal, 'ms' | 'hour'>;
 
-const SEP = '\u0000';
+// Tab: a control character (never in an id), below every printable one, and JSON escapes it in 2 bytes.
+const SEP = '\t';
+const NAMED = '\n'; // marks a hypervisor name; a null hypervisor (empty) sorts first
 /** A non-negative integer as text that sorts numerically: its digit count (2 digits), then the digits. */
 const ord = (n: number): string => {
   const d = String(n);
@@ -32,11 +34,11 @@ const ord = (n: number): string => {
 /**
  * Everything but the hour and the value, computed once per interval (not once per hour). The key
  * sorts like the tuple (family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes):
- * NUL separators (ids cannot contain control characters), length-prefixed numbers, and a null
+ * tab separators (ids cannot contain control characters), length-prefixed numbers, and a null
  * hypervisor before any name.
  */
 export function identityKey(r: RowIdentity): string {
-  return [r.family, r.resource_id, r.node, r.hypervisor === null ? '' : `\u0001${r.hypervisor}`, ord(r.cpu), ord(r.mem_bytes), ord(r.storage_bytes)].join(SEP);
+  return [r.family, r.resource_id, r.node, r.hypervisor === null ? '' : `${NAMED}${r.hypervisor}`, ord(r.cpu), ord(r.mem_bytes), ord(r.storage_bytes)].join(SEP);
 }
 
 /** The identity of a row; plain string order of keys is output order (hour first). */
