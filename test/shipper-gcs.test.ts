@@ -62,6 +62,39 @@ describe('shipper to GCS (test server, real client)', () => {
     expect(server.getObject('ledgers', 'crash/eu/nodes/node-a.json')).toBeDefined();
   });
 
+  it('a missing bucket: a clear error naming the bucket and the fix, retried slowly, shipped once it exists', async () => {
+    const t = tempDir('shipper-gcs-nobucket');
+    cleanups.push(t.cleanup);
+    const ledger = path.join(t.dir, 'ledger');
+    const w = await waitExit(spawnTs('test/support/ledger-writer.ts', [ledger, '300', '0', '1000000', 'node-a'], { env: { ...process.env, PRINT_IDS: '1' } }));
+    expect(w.code, w.stderr).toBe(0);
+    const shipper = spawnCli(['ship', '--ledger-dir', ledger, '--dest', 'gs://late-bucket/m', '--endpoint', server.url, '--node', 'node-a', '--permanent-retry-ms', '300', '--rescan-ms', '200']);
+    let stderr = '';
+    shipper.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = waitExit(shipper);
+    try {
+      await until('the missing-bucket error', () => /bucket late-bucket does not exist/.test(stderr) && /create it \(gcloud storage buckets create gs:\/\/late-bucket/.test(stderr));
+      const status = await until('a status report with the error', () => {
+        try {
+          const s = JSON.parse(fs.readFileSync(path.join(ledger, '.shipper', 'status.json'), 'utf8')) as ShipperStatus;
+          return s.last_error ? s : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      expect(status.backlog_bytes).toBeGreaterThan(0);
+      expect(status.last_error!.hint).toMatch(/gcloud storage buckets create gs:\/\/late-bucket/);
+      server.createBucket('late-bucket');
+      const dest = new GcsDestination('late-bucket', { endpoint: server.url });
+      await until('the ledger to be shipped', async () => shippedEntries(await shippedObjects(dest, 'm')).length === 300);
+      shipper.kill('SIGTERM');
+      expect((await exited).code).toBe(0);
+      expect(checkExactlyOnce(ledger, await shippedObjects(dest, 'm'), { requireComplete: true })).toEqual([]);
+    } finally {
+      if (shipper.exitCode === null) shipper.kill('SIGKILL');
+    }
+  });
+
   it('an outage of 503s, drops, lost answers and refused connections: nothing lost or duplicated, bounded memory, no restart', async () => {
     const t = tempDir('shipper-gcs-outage');
     cleanups.push(t.cleanup);

@@ -646,6 +646,7 @@ export async function startShipper(options: ShipperOptions): Promise<RunningShip
   const stopWake = (): void => wakeup.poke();
   o.log.info({ ledgerDir: o.ledgerDir, destination: o.destination.description, node: o.node, stateDir: o.stateDir }, 'shipper: started');
 
+  void shipper.refreshStatus(); // `metering status` has figures even if the first pass blocks
   const statusTimer = setInterval(() => void shipper.refreshStatus(), Math.min(1000, o.progressMs));
   statusTimer.unref();
   const loop = async (): Promise<void> => {
