@@ -8,21 +8,22 @@
  */
 import * as path from 'node:path';
 import { pino } from 'pino';
-import { describeKind, type Family, type LedgerEntry, type Logger } from '../../src/index.js';
+import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { openDestination } from '../destinations/open.js';
 import type { NodeProgress } from '../layout.js';
 import { writeFileAtomic, writeNdjsonAtomic } from './atomic-write.js';
 import { hourlyTotals } from './hourly-rollup.js';
 import { anomaliesOf, counted, type BadObject, type RollupReport } from './report.js';
-import { INITIAL_STATE, openInterval, runTimeline } from './resource-timeline.js';
 import { publish } from './revisions.js';
-import { SeqTracker } from './seq-tracker.js';
-import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ListedObject, type ObjectRead } from './source-reader.js';
+import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ObjectRead } from './source-reader.js';
 import { acquireStateLock } from './state-lock.js';
-import { emptyState, loadState, pushFinding, saveState, type ConsumerState, type EntryFinding, type ResourceRecord } from './state-store.js';
-import { compareEvents, iso, toTimelineEvent, type HourlyRow, type TimelineAnomaly, type TimelineEvent, type UsageInterval } from './types.js';
-import { computeWatermark, type NodeStatus } from './watermark.js';
+import { emptyState, loadState, pushFinding, saveState } from './state-store.js';
+import { iso, type HourlyRow, type UsageInterval } from './types.js';
+import { computeWatermark } from './watermark.js';
+import { compact } from './compaction.js';
+import { deriveIntervals } from './derive-intervals.js';
+import { Ingest } from './ingest.js';
 
 export const DEFAULT_GRACE_MS = 5 * 60_000;
 export const DEFAULT_STALE_AFTER_MS = 6 * 3_600_000;
@@ -74,126 +75,7 @@ export interface RollupResult {
   run: RunSummary;
 }
 
-const resourceKey = (family: Family, id: string): string => `${family}\u0000${id}`;
 const silentLogger = (): Logger => pino({ level: 'silent' });
-
-function sameEvent(a: TimelineEvent, b: TimelineEvent): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function compareIntervals(a: UsageInterval, b: UsageInterval): number {
-  const ka = [a.family, a.resource_id, a.start, a.start_event_id];
-  const kb = [b.family, b.resource_id, b.start, b.start_event_id];
-  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
-  return 0;
-}
-
-/** Folds the incoming entries of one run into the state (dedup, seq coverage, late/too-late). */
-class Ingest {
-  readonly seq: SeqTracker;
-  private readonly byId = new Map<string, TimelineEvent>();
-  readonly dirty = new Set<string>();
-  entries = 0;
-
-  constructor(
-    private readonly state: ConsumerState,
-    private readonly previousWatermark: number | null,
-  ) {
-    this.seq = new SeqTracker(state.writers);
-    for (const r of Object.values(state.resources)) for (const e of r.events) this.byId.set(e.id, e);
-  }
-
-  add(entry: LedgerEntry, object: ListedObject, offset: number): void {
-    const s = this.state;
-    s.totals.entries_read++;
-    this.entries++;
-    const ev = toTimelineEvent(entry);
-    const finding = (): EntryFinding => ({ object: object.name, offset, id: entry.id, node: entry.node, emitted_at: entry.emitted_at });
-    const seen = this.byId.get(ev.id);
-    if (seen) {
-      s.totals.duplicates++;
-      if (!sameEvent(seen, ev)) {
-        s.totals.conflicting_duplicates++;
-        pushFinding(s.findings.conflicting_duplicates, finding());
-      }
-      return;
-    }
-    if (this.seq.has(ev.writer, ev.seq)) {
-      // Same writer and seq as an entry seen before: its id left the dedup window with its timeline.
-      s.totals.duplicates++;
-      return;
-    }
-    this.seq.add(ev.writer, ev.node, ev.seq);
-    if (entry.node !== object.parsed.node) {
-      s.totals.node_mismatches++;
-      pushFinding(s.findings.node_mismatches, finding());
-    }
-    if (s.horizon !== null && ev.t < s.horizon) {
-      // Its resource's timeline before the horizon is folded; replaying it is no longer possible.
-      s.totals.too_late_entries++;
-      pushFinding(s.findings.too_late_entries, finding());
-      return;
-    }
-    if (this.previousWatermark !== null && ev.t < this.previousWatermark) {
-      s.totals.late_entries++;
-      pushFinding(s.findings.late_entries, finding());
-    }
-    const info = describeKind(ev.kind)!;
-    const rid = (info.idField === 'vm_id' ? entry.vm_id : entry.snapshot_id)!;
-    const key = resourceKey(info.family, rid);
-    const r = (s.resources[key] ??= { family: info.family, resource_id: rid, base: INITIAL_STATE, events: [] });
-    r.events.push(ev);
-    this.byId.set(ev.id, ev);
-    this.dirty.add(key);
-  }
-
-  sortDirty(): void {
-    for (const key of this.dirty) this.state.resources[key]!.events.sort(compareEvents);
-  }
-}
-
-/** Folds every event before `horizon` into its resource's checkpoint (bounded memory). */
-function compact(state: ConsumerState, horizon: number): void {
-  if (state.horizon !== null && horizon <= state.horizon) return;
-  for (const [key, r] of Object.entries(state.resources)) {
-    let cut = 0;
-    while (cut < r.events.length && r.events[cut]!.t < horizon) cut++;
-    if (cut > 0) {
-      const folded = runTimeline(r.family, r.resource_id, r.base, r.events.slice(0, cut));
-      state.frozen_intervals.push(...folded.closed);
-      state.frozen_anomalies.push(...folded.anomalies);
-      r.base = folded.state;
-      r.events = r.events.slice(cut);
-    }
-    if (r.events.length === 0 && r.base.open === null) delete state.resources[key];
-  }
-  state.horizon = horizon;
-}
-
-/** Intervals of every retained resource; open ones of a stale node end at their last evidence. */
-function deriveIntervals(state: ConsumerState, nodes: Map<string, NodeStatus>, now: number): { intervals: UsageInterval[]; anomalies: TimelineAnomaly[] } {
-  const intervals: UsageInterval[] = [...state.frozen_intervals];
-  const anomalies: TimelineAnomaly[] = [...state.frozen_anomalies];
-  for (const r of Object.values(state.resources)) {
-    const res = runTimeline(r.family, r.resource_id, r.base, r.events);
-    intervals.push(...res.closed);
-    anomalies.push(...res.anomalies);
-    const open = res.state.open;
-    if (!open) continue;
-    const iv = openInterval(r.family, r.resource_id, open);
-    const node = nodes.get(open.lastEvidenceNode);
-    if (node?.stale) {
-      // The node's last report vouches for everything it wrote before complete_through: no stop among them.
-      const vouched = node.complete_through !== null ? Math.min(Date.parse(node.complete_through), now) : -Infinity;
-      iv.end = iso(Math.max(open.lastEvidence, vouched));
-      iv.close_reason = 'stale-node';
-      iv.unconfirmed_end = true;
-    }
-    intervals.push(iv);
-  }
-  intervals.sort(compareIntervals);
-  return { intervals, anomalies };
-}
 
 function toTime(now: Date | number | undefined): number {
   if (now === undefined) return Date.now();
@@ -339,4 +221,3 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   }
 }
 
-export type { ResourceRecord };
