@@ -19,13 +19,6 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
   await fsp.rename(tmp, file);
 }
 
-/** ndjson text of rows (one JSON object per line, trailing newline when not empty). */
-export function toNdjson(rows: readonly unknown[]): string {
-  let out = '';
-  for (const r of rows) out += JSON.stringify(r) + '\n';
-  return out;
-}
-
 /** Writes rows as ndjson atomically, in chunks: the whole file never has to exist as one string. */
 export async function writeNdjsonAtomic(file: string, rows: readonly unknown[]): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
