@@ -168,6 +168,19 @@ describe('metering ship --once', () => {
     expect(after).toMatchObject({ backlog_bytes: 0, oldest_unshipped_at: null });
   });
 
+  it('an unreadable segment does not hold up the others; --once then exits 1 naming it', async () => {
+    const d = dirs();
+    await writeEntries(d.ledger, 200);
+    // A "segment" that cannot be read (EISDIR; root ignores file modes, so chmod would not do).
+    const broken = 'ledger-20000101T000000000Z-broken00.jsonl';
+    fs.mkdirSync(path.join(d.ledger, broken));
+    const r = await ship(['--ledger-dir', d.ledger, '--dest', d.bucket]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`could not ship 1 segment(s): ${broken}`);
+    const objects = await shippedObjects(new LocalDirDestination(d.bucket));
+    expect(shippedEntries(objects).length).toBe(200);
+  });
+
   it('documents every flag in --help and refuses bad values with a clear message', async () => {
     const help = await waitExit(spawnCli(['ship', '--help']));
     for (const flag of ['--ledger-dir', '--dest', '--endpoint', '--node', '--once', '--gzip', '--batch-bytes', '--batch-ms', '--rescan-ms', '--progress-ms', '--retention', '--max-line-bytes', '--state-dir', '--metrics-port']) {

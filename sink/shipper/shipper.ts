@@ -211,7 +211,17 @@ class Shipper {
         drained = false;
         break;
       }
-      if (!(await this.syncSegment(name, name === active))) drained = false;
+      try {
+        if (!(await this.syncSegment(name, name === active))) drained = false;
+      } catch (err) {
+        // One unreadable segment (permissions, I/O error) must not hold up the others.
+        drained = false;
+        this.noteError(err);
+        this.segmentErrors.set(name, errorText(err));
+        this.log.error({ segment: name, err: errorText(err) }, 'shipper: cannot ship this segment; will retry on the next pass');
+        continue;
+      }
+      this.segmentErrors.delete(name);
     }
     await this.applyRetention(active);
     this.backlog = this.computeBacklog(listSegments(dir));
@@ -453,6 +463,8 @@ class Shipper {
   }
 
   private lastShippedEmittedAt: string | undefined;
+  /** Segments whose last pass failed, with the error (cleared when one succeeds). */
+  readonly segmentErrors = new Map<string, string>();
 
   /** Moves complete_through forward (never back); true if it moved. */
   private advanceCompleteThrough(candidate: string | undefined): boolean {
@@ -623,6 +635,11 @@ export async function shipOnce(options: ShipperOptions): Promise<ShipOnceResult>
       // A replaced segment or a late append can need another pass; each pass makes progress.
       for (let pass = 0; pass < 10 && !(await shipper.cycle()) && !shipper.stop.isStopped; pass++);
       if (lost) throw new Error(`shipper lock lost: ${lost.message}`);
+      if (shipper.segmentErrors.size > 0) {
+        await shipper.maybeWriteProgress(false, true);
+        const list = [...shipper.segmentErrors].map(([s, e]) => `${s}: ${e}`).join('; ');
+        throw new Error(`could not ship ${shipper.segmentErrors.size} segment(s): ${list}`);
+      }
       await shipper.maybeWriteProgress(true);
       await shipper.writeStatusFile();
       return { status: shipper.status() };
