@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileRecorder } from 'metering-ledger';
-import { LocalDirDestination, PermanentDestinationError, startShipper } from 'metering-ledger/sink';
+import { LocalDirDestination, PermanentDestinationError, shipOnce, startShipper } from 'metering-ledger/sink';
 import { vmStart } from './support/entries.js';
 import { FlakyDestination } from './support/flaky-destination.js';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
@@ -76,5 +76,26 @@ describe('shipper: destination outages', () => {
     expect(new Set(flaky.created).size).toBe(flaky.created.length);
     expect(records.some((r) => String(r.msg).includes('403 Forbidden on bucket test-bucket') && String(r.msg).includes('grant roles/storage.objectCreator'))).toBe(true);
     expect(running.status().counters.upload_errors).toBeGreaterThanOrEqual(11);
+  });
+
+  it('stop() during an outage returns without waiting for the destination; the next run ships everything once', async () => {
+    const t = tempDir('shipper-outage-stop');
+    cleanups.push(t.cleanup);
+    const ledger = path.join(t.dir, 'ledger');
+    const flaky = new FlakyDestination(new LocalDirDestination(path.join(t.dir, 'bucket')));
+    const rec = new FileRecorder({ dir: ledger, node: 'node-a' });
+    const ids = Array.from({ length: 100 }, (_, i) => rec.emit(vmStart(`vm-${i}`))!);
+    await rec.close();
+    flaky.down = true;
+    const { logger } = await memoryLogger();
+    const running = await startShipper({ ledgerDir: ledger, destination: flaky, node: 'node-a', logger, rescanMs: 50, retry: { baseMs: 1000, capMs: 30_000 } });
+    await until('a failed attempt', () => flaky.failed.list + flaky.failed.putIfAbsent > 0);
+    await running.stop();
+    await running.done;
+    flaky.down = false;
+    await shipOnce({ ledgerDir: ledger, destination: flaky, node: 'node-a', logger });
+    const objects = await shippedObjects(flaky.inner);
+    expect(checkExactlyOnce(ledger, objects, { requireComplete: true })).toEqual([]);
+    expect(shippedEntries(objects).map((e) => e.id)).toEqual(ids);
   });
 });
