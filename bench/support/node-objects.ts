@@ -1,0 +1,84 @@
+/**
+ * One node's shipped ledger, for consumer benchmarks: the real recorder writes the workload into a
+ * ledger directory, whose segments are then cut into objects exactly as the shipper cuts them
+ * (complete lines, at most --batch-bytes per object, named by segment and byte range) and stored as
+ * files in a bucket directory. Runs as its own process so several nodes are made in parallel.
+ * Prints one JSON line per object: { name, entries, lastMs }.
+ *
+ *   node --conditions=source --import tsx bench/support/node-objects.ts --bucket DIR --node N --entries 1000000 [--step-ms 1200] [--keep-snapshots 200]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { objectName } from 'metering-ledger/sink';
+import { ledgerSegments } from './backlog.js';
+import { writeWorkload } from './workload.js';
+
+export interface ShippedObject {
+  name: string;
+  entries: number;
+  /** emitted_at (ms) of the object's last entry. */
+  lastMs: number;
+}
+
+/** Cuts a segment into shipper-style objects under `bucket`; returns them in ledger order. */
+export function cutSegment(bucket: string, node: string, segmentPath: string, batchBytes: number): ShippedObject[] {
+  const data = fs.readFileSync(segmentPath);
+  const segment = path.basename(segmentPath);
+  const out: ShippedObject[] = [];
+  let start = 0;
+  while (start < data.length) {
+    // Like the shipper: add whole lines until the object covers batchBytes (at least one line).
+    let end = data.indexOf(0x0a, start) + 1;
+    if (end === 0) break; // a torn tail: not shipped
+    for (;;) {
+      const next = data.indexOf(0x0a, end) + 1;
+      if (next === 0 || next - start > batchBytes) break;
+      end = next;
+    }
+    const body = data.subarray(start, end);
+    let entries = 0;
+    for (let i = body.indexOf(0x0a); i !== -1; i = body.indexOf(0x0a, i + 1)) entries++;
+    const lastLine = body.subarray(body.lastIndexOf(0x0a, body.length - 2) + 1, body.length - 1).toString('utf8');
+    const name = objectName('', 'ledger', node, segment, start, end, false);
+    const file = path.join(bucket, ...name.split('/'));
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, body);
+    out.push({ name, entries, lastMs: Date.parse((JSON.parse(lastLine) as { emitted_at: string }).emitted_at) });
+    start = end;
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      bucket: { type: 'string' },
+      node: { type: 'string' },
+      entries: { type: 'string' },
+      'step-ms': { type: 'string', default: '1200' },
+      'start-ms': { type: 'string', default: String(Date.UTC(2026, 10, 1)) },
+      'keep-snapshots': { type: 'string', default: '200' },
+      'batch-bytes': { type: 'string', default: String(8 * 1024 * 1024) },
+    },
+  });
+  if (!values.bucket || !values.node || !values.entries) throw new Error('--bucket, --node and --entries are required');
+  const ledger = fs.mkdtempSync(path.join(os.tmpdir(), `bench-node-${values.node}-`));
+  try {
+    await writeWorkload({
+      dir: ledger,
+      node: values.node,
+      entries: Number(values.entries),
+      stepMs: Number(values['step-ms']),
+      startMs: Number(values['start-ms']),
+      keepSnapshots: Number(values['keep-snapshots']),
+    });
+    for (const seg of ledgerSegments(ledger).files) {
+      for (const o of cutSegment(values.bucket, values.node, seg, Number(values['batch-bytes']))) process.stdout.write(JSON.stringify(o) + '\n');
+      fs.rmSync(seg); // keep the disk footprint at one copy
+    }
+  } finally {
+    fs.rmSync(ledger, { recursive: true, force: true });
+  }
+}
