@@ -63,7 +63,7 @@ export function registerShip(program: Command): void {
     .option('--ledger-dir <dir>', 'ledger directory written by the recorder (default: $METERING_DIR/metering or /var/lib/metering-ledger/metering)')
     .requiredOption('--dest <url>', 'destination: gs://bucket/prefix (Google Cloud Storage), file:///dir or a directory path')
     .option('--endpoint <url>', 'GCS only: API endpoint, e.g. a test server (STORAGE_EMULATOR_HOST is honoured too)')
-    .option('--node <id>', 'node id used in object names and the progress object (letters, digits, ".", "_", "-")', hostname())
+    .addOption(new Option('--node <id>', 'node id used in object names and the progress object (letters, digits, ".", "_", "-")').default(hostname(), `the hostname, here "${hostname()}"`))
     .option('--once', 'drain everything present, write the node progress object and exit (cron, tests, demos)')
     .option('--gzip', 'gzip objects (names end in .ndjson.gz)')
     .addOption(new Option('--batch-bytes <size>', 'an object covers at most this many ledger bytes (e.g. 8MiB)').default(8 * 1024 * 1024, '8MiB').argParser(bytes))
