@@ -96,4 +96,20 @@ describe('metering ship (daemon)', () => {
     expect((fs.statSync(path.join(ledger, '.shipper', 'positions.json')).mode & 0o777).toString(8)).toBe('600');
     expect((fs.statSync(path.join(ledger, '.shipper')).mode & 0o777).toString(8)).toBe('700');
   });
+
+  it('exits non-zero when its lock is taken away (another shipper could be running now)', async () => {
+    const t = tempDir('shipper-lock-lost');
+    cleanups.push(t.cleanup);
+    const ledger = path.join(t.dir, 'ledger');
+    fs.mkdirSync(ledger);
+    const shipper = spawnCli(['ship', '--ledger-dir', ledger, '--dest', path.join(t.dir, 'bucket'), '--node', 'node-a']);
+    let stderr = '';
+    shipper.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = waitExit(shipper);
+    await until('the shipper to start', () => stderr.includes('shipper: started'));
+    fs.rmSync(path.join(ledger, '.shipper.lock'), { recursive: true });
+    const r = await exited; // proper-lockfile notices at its next refresh (within 5 s)
+    expect(r.code).toBe(1);
+    expect(stderr).toMatch(/lost the shipper lock/);
+  });
 });
