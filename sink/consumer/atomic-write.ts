@@ -3,6 +3,15 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
+/**
+ * FileHandle.write reports a short write (a disk that fills mid-call) as success with fewer bytes;
+ * keep writing the rest, so a full disk surfaces as ENOSPC instead of a silently truncated file.
+ */
+async function writeAll(h: fsp.FileHandle, text: string): Promise<void> {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) off += (await h.write(buf, off, buf.length - off)).bytesWritten;
+}
+
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -32,12 +41,12 @@ export async function writeNdjsonAtomic(file: string, rows: readonly unknown[]):
       chunk.push(line);
       size += line.length;
       if (size >= 1 << 20) {
-        await h.write(chunk.join(''));
+        await writeAll(h, chunk.join(''));
         chunk = [];
         size = 0;
       }
     }
-    if (chunk.length) await h.write(chunk.join(''));
+    if (chunk.length) await writeAll(h, chunk.join(''));
     await h.sync();
   } catch (err) {
     await h.close();
