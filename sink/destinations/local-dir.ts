@@ -60,12 +60,17 @@ export class LocalDirDestination implements Destination {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
     const h = await fsp.open(tmp, 'wx', 0o600);
+    let written = false;
     try {
       await h.writeFile(body);
       await h.sync();
-      return { tmp, ino: (await h.stat()).ino };
+      const ino = (await h.stat()).ino;
+      written = true;
+      return { tmp, ino };
     } finally {
       await h.close();
+      // A full disk fails the write: do not leave the partial temp file holding space for good.
+      if (!written) await fsp.unlink(tmp).catch(() => {});
     }
   }
 
