@@ -37,10 +37,6 @@ export class Batch {
     this.invalid.push(r);
   }
 
-  get lineCount(): number {
-    return this.ledgerLines.length + this.invalid.length;
-  }
-
   /** Which objects this range produces (stored in each object's metadata, see reconcile). */
   get classes(): ObjectClass[] {
     const out: ObjectClass[] = [];
