@@ -15,3 +15,4 @@ export type { ShipperOptions, RunningShipper, ShipOnceResult, ShippedEvent } fro
 export { readShipperStatus } from './shipper/status.js';
 export type { ShipperStatus, ShipperStatusReport, ShipperCounters, SegmentReport } from './shipper/status.js';
 export { ShipperLockedError } from './shipper/lock.js';
+export type { QuarantineRecord } from './shipper/quarantine.js';

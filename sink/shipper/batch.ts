@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { InvalidRecord, LedgerEntry } from '../../src/index.js';
 import type { ObjectClass } from '../layout.js';
+import { quarantineBody } from './quarantine.js';
 
 /**
  * The complete lines of one byte range [start, end) of a segment. Valid lines become the ledger
@@ -53,10 +54,7 @@ export class Batch {
       for (const l of this.ledgerLines) parts.push(l, nl);
       return Buffer.concat(parts, this.ledgerBytes);
     }
-    const text = this.invalid
-      .map((r) => JSON.stringify({ source: this.segment, offset: r.offset, length: r.length, reason: r.reason, line_base64: r.line.toString('base64') }) + '\n')
-      .join('');
-    return Buffer.from(text, 'utf8');
+    return quarantineBody(this.segment, this.invalid);
   }
 
   count(cls: ObjectClass): number {
