@@ -1,5 +1,5 @@
 import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Destination, PutOptions } from '../destinations/destination.js';
 import { objectName, type ObjectClass } from '../layout.js';
@@ -7,6 +7,22 @@ import { sha256Hex, type Batch } from './batch.js';
 import { retryForever, type RetryHooks, type RetryPolicy, type StopSignal } from './retry.js';
 
 const gzip = promisify(gzipCb);
+const gunzip = promisify(gunzipCb);
+
+const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+/**
+ * The sha256 of what an existing object holds (uncompressed), from its metadata, or, when the
+ * metadata is missing (an object stored by another tool, or whose metadata was lost), from its
+ * bytes: a missing checksum must not be mistaken for different content.
+ */
+async function storedSha(ctx: UploadContext, name: string, metadata: Record<string, string>): Promise<string | undefined> {
+  const recorded = metadata[META.sha256];
+  if (recorded !== undefined) return recorded;
+  const bytes = await retryForever(`get ${name}`, () => ctx.destination.get(name), ctx.retry, ctx.stop, ctx.log, ctx.hooks);
+  if (bytes === undefined) return undefined;
+  return sha256Hex(isGzip(bytes) ? await gunzip(bytes) : bytes);
+}
 
 /** Metadata keys stored on every shipped object; reconciliation reads them back. */
 export const META = {
@@ -63,7 +79,7 @@ export async function uploadBatch(ctx: UploadContext, batch: Batch): Promise<Upl
       }
       const info = await retryForever(`head ${name}`, () => ctx.destination.head(name), ctx.retry, ctx.stop, ctx.log, ctx.hooks);
       if (info === undefined) continue; // deleted between the two calls: store it again
-      const theirs = info.metadata[META.sha256];
+      const theirs = await storedSha(ctx, name, info.metadata);
       if (theirs === sha) break;
       return { kind: 'conflict', object: name, theirs, ours: sha };
     }
