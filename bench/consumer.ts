@@ -7,7 +7,7 @@
  * time (each node's first objects), so growth is growth in time, the way a ledger grows; the full
  * set spans ~14 days, past the 7-day retention after which the consumer folds timelines.
  *
- *   npm run bench -- consumer [--entries 10000000] [--nodes 10] [--span-days 14] [--profile-dir DIR] [--keep]
+ *   npm run bench -- consumer [--entries 10000000] [--nodes 10] [--span-days 14] [--rollup-limit-s 480] [--profile-dir DIR] [--keep]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '10000000' },
     nodes: { type: 'string', default: '10' },
     'span-days': { type: 'string', default: '14' },
+    'rollup-limit-s': { type: 'string', default: '480' },
     'profile-dir': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -35,6 +36,8 @@ if (!(Number.isInteger(ENTRIES) && ENTRIES >= 1000)) throw new Error('--entries 
 if (!(Number.isInteger(NODES) && NODES >= 1)) throw new Error('--nodes must be a positive integer');
 const PROFILE_DIR = typeof values['profile-dir'] === 'string' ? path.resolve(values['profile-dir']) : undefined;
 const FRACTIONS = [0.1, 0.3, 1];
+/** A rollup still running after this is killed and reported as such: the whole suite must end. */
+const ROLLUP_LIMIT_MS = Number(values['rollup-limit-s']) * 1000;
 const SPAN_MS = Number(values['span-days']) * 86_400_000;
 if (!(SPAN_MS > 0)) throw new Error('--span-days must be a positive number');
 const START_MS = Date.UTC(2026, 10, 1);
@@ -115,7 +118,8 @@ interface Row {
   /** Undefined when the rollup failed (its error is in rollup.stderr). */
   rollupCounts: { entries: number; intervals: number; hourly: number } | undefined;
   duck: ChildUsage;
-  duckCounts: { intervals: number; hourly: number; threads: number };
+  /** Undefined when DuckDB failed. */
+  duckCounts: { intervals: number; hourly: number; threads: number } | undefined;
 }
 
 function parseRollupOutput(out: string): Row['rollupCounts'] {
@@ -125,8 +129,13 @@ function parseRollupOutput(out: string): Row['rollupCounts'] {
   return { entries: Number(m1[1]), intervals: Number(m2[1]), hourly: Number(m2[2]) };
 }
 
-/** The last line of a failed child's stderr: its error message. */
-const failure = (u: ChildUsage): string => `failed (exit ${u.code ?? u.signal}): ${u.stderr.trim().split('\n').at(-1) ?? ''}`;
+/** Why a child failed: timeout, V8's fatal error line, or the last line of its stderr. */
+function failure(u: ChildUsage): string {
+  if (u.timedOut) return `killed after ${secs(u.wallMs)} s (time limit)`;
+  const lines = u.stderr.trim().split('\n');
+  const fatal = lines.find((l) => l.includes('FATAL ERROR'));
+  return `failed (exit ${u.code ?? u.signal}): ${(fatal ?? lines.at(-1) ?? '').trim()}`;
+}
 
 const prof = (name: string) => (PROFILE_DIR ? { cpuProfileDir: PROFILE_DIR, profileName: name } : {});
 
@@ -142,12 +151,17 @@ try {
     const tag = `${Math.round(set.entries / 1e5) / 10}M`;
     const now = new Date(set.nowMs).toISOString();
     // A failed rollup is a result (e.g. out of memory at this size): recorded, and DuckDB still runs.
-    const rollup = await spawnMeasured([cli.bin, 'rollup', '--source', set.dir, '--out', path.join(work, `out-${fraction}`), '--now', now], { ...prof(`rollup-${tag}`), sampleMemoryMs: 50 }).done;
+    const rollup = await spawnMeasured([cli.bin, 'rollup', '--source', set.dir, '--out', path.join(work, `out-${fraction}`), '--now', now], { ...prof(`rollup-${tag}`), sampleMemoryMs: 50, timeoutMs: ROLLUP_LIMIT_MS }).done;
     const rollupCounts = rollup.code === 0 ? parseRollupOutput(rollup.stdout) : undefined;
     if (rollupCounts && rollupCounts.entries !== set.entries) throw new Error(`rollup read ${rollupCounts.entries} entries, expected ${set.entries}`);
     if (!rollupCounts) console.log(`rollup over ${int(set.entries)} entries ${failure(rollup)}`);
-    const duck = await runMeasured(['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)], { typescript: true, ...prof(`duckdb-${tag}`) });
-    const duckCounts = JSON.parse(duck.stdout) as Row['duckCounts'];
+    const duck = await spawnMeasured(['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)], {
+      typescript: true,
+      ...prof(`duckdb-${tag}`),
+      timeoutMs: ROLLUP_LIMIT_MS,
+    }).done;
+    const duckCounts = duck.code === 0 ? (JSON.parse(duck.stdout) as NonNullable<Row['duckCounts']>) : undefined;
+    if (!duckCounts) console.log(`DuckDB over ${int(set.entries)} entries ${failure(duck)}`);
     rows.push({ set, rollup, rollupCounts, duck, duckCounts });
     fs.rmSync(path.join(work, `out-${fraction}`), { recursive: true, force: true });
     fs.rmSync(path.join(work, `duck-${fraction}`), { recursive: true, force: true });
@@ -156,7 +170,8 @@ try {
 
   const eps = (n: number, u: ChildUsage): number => n / (u.wallMs / 1000);
   const ok = (r: Row): boolean => r.rollupCounts !== undefined;
-  console.log(`\nConsumer: metering rollup (${cli.note}) vs DuckDB twin SQL (threads: ${rows[0]!.duckCounts.threads}), same objects; ${machineLine()}\n`);
+  const duckOk = (r: Row): boolean => r.duckCounts !== undefined;
+  console.log(`\nConsumer: metering rollup (${cli.note}) vs DuckDB twin SQL (threads: ${rows.find(duckOk)?.duckCounts?.threads ?? '?'}), same objects; ${machineLine()}\n`);
   console.log(
     table(
       ['entries', 'objects', 'MiB', 'rollup s', 'rollup entries/s', 'rollup peak RSS MiB', 'DuckDB s', 'DuckDB entries/s', 'DuckDB peak RSS MiB', 'rollup / DuckDB', 'intervals, hourly rows (rollup | DuckDB)'],
@@ -167,20 +182,22 @@ try {
         ok(r) ? secs(r.rollup.wallMs) : `${secs(r.rollup.wallMs)} FAILED`,
         ok(r) ? int(eps(r.set.entries, r.rollup)) : '-',
         mib(r.rollup.maxRssBytes),
-        secs(r.duck.wallMs),
-        int(eps(r.set.entries, r.duck)),
+        duckOk(r) ? secs(r.duck.wallMs) : `${secs(r.duck.wallMs)} FAILED`,
+        duckOk(r) ? int(eps(r.set.entries, r.duck)) : '-',
         mib(r.duck.maxRssBytes),
-        ok(r) ? `${(eps(r.set.entries, r.rollup) / eps(r.set.entries, r.duck)).toFixed(2)}x` : '-',
-        `${r.rollupCounts ? `${int(r.rollupCounts.intervals)}, ${int(r.rollupCounts.hourly)}` : '-'} | ${int(r.duckCounts.intervals)}, ${int(r.duckCounts.hourly)}`,
+        ok(r) && duckOk(r) ? `${(eps(r.set.entries, r.rollup) / eps(r.set.entries, r.duck)).toFixed(2)}x` : '-',
+        `${r.rollupCounts ? `${int(r.rollupCounts.intervals)}, ${int(r.rollupCounts.hourly)}` : '-'} | ${r.duckCounts ? `${int(r.duckCounts.intervals)}, ${int(r.duckCounts.hourly)}` : '-'}`,
       ]),
     ),
   );
   for (const r of rows) {
     console.log(`\nrollup over ${int(r.set.entries)} entries: ${ok(r) ? '' : `${failure(r.rollup)}; `}memory ${memoryBreakdown(r.rollup.atPeak)}`);
-    if (r.rollupCounts && (r.rollupCounts.intervals !== r.duckCounts.intervals || r.rollupCounts.hourly !== r.duckCounts.hourly)) console.log('WARNING: rollup and DuckDB disagree on the number of intervals or hourly rows');
+    if (!duckOk(r)) console.log(`DuckDB over ${int(r.set.entries)} entries: ${failure(r.duck)}`);
+    if (r.rollupCounts && r.duckCounts && (r.rollupCounts.intervals !== r.duckCounts.intervals || r.rollupCounts.hourly !== r.duckCounts.hourly)) console.log('WARNING: rollup and DuckDB disagree on the number of intervals or hourly rows');
   }
   const first = rows[0]!;
   const last = rows.filter(ok).at(-1) ?? first;
+  const lastBoth = rows.filter((r) => ok(r) && duckOk(r)).at(-1);
   const largest = rows.at(-1)!;
   const scale = last.set.entries / first.set.entries;
   // Linear: the cost per entry at the largest size is within 25% of the smallest's (start-up included).
@@ -188,7 +205,9 @@ try {
   const rssGrowth = last.rollup.maxRssBytes / first.rollup.maxRssBytes;
   const targets: Target[] = [
     { what: `rollup completes at ${int(largest.set.entries)} entries`, value: ok(largest) ? 1 : 0, shown: ok(largest) ? 'yes' : 'no', target: 'completes', met: ok(largest) },
-    { what: `rollup / DuckDB entries/s at ${int(last.set.entries)}`, value: eps(last.set.entries, last.rollup) / eps(last.set.entries, last.duck), target: 'none set; side by side', met: undefined },
+    ...(lastBoth
+      ? [{ what: `rollup / DuckDB entries/s at ${int(lastBoth.set.entries)}`, value: eps(lastBoth.set.entries, lastBoth.rollup) / eps(lastBoth.set.entries, lastBoth.duck), target: 'none set; side by side', met: undefined }]
+      : []),
     { what: `rollup time per entry, ${int(last.set.entries)} vs ${int(first.set.entries)}`, value: perEntryGrowth, target: '<= 1.25x (linear)', met: last === first ? undefined : perEntryGrowth <= 1.25 },
     { what: `rollup peak RSS, ${int(last.set.entries)} vs ${int(first.set.entries)} (${scale.toFixed(1)}x entries)`, value: rssGrowth, target: '<= 2x (bounded)', met: last === first ? undefined : rssGrowth <= 2 },
     { what: `rollup peak RSS at ${int(last.set.entries)}`, value: last.rollup.maxRssBytes, shown: `${mib(last.rollup.maxRssBytes)} MiB`, target: 'report', met: undefined },

@@ -21,6 +21,7 @@ export interface ChildUsage {
   maxRssBytes: number;
   cpuUserMs: number;
   cpuSystemMs: number;
+  timedOut: boolean;
   /** process.memoryUsage() at the sampled moment of highest RSS (when `sampleMemoryMs` was set). */
   atPeak?: NodeJS.MemoryUsage;
   stdout: string;
@@ -44,6 +45,8 @@ export interface SpawnOptions {
   typescript?: boolean;
   /** Sample the child's process.memoryUsage() this often, to break its peak RSS down. */
   sampleMemoryMs?: number;
+  /** SIGKILL the child after this long (a benchmark must end); `timedOut` is then set. */
+  timeoutMs?: number;
 }
 
 let seq = 0;
@@ -67,9 +70,17 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let timedOut = false;
+  const timer = options.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, options.timeoutMs)
+    : undefined;
   const done = new Promise<ChildUsage>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
       const wallMs = performance.now() - t0;
       let u: { maxRssKb: number; userUs: number; systemUs: number; atPeak?: NodeJS.MemoryUsage } = { maxRssKb: 0, userUs: 0, systemUs: 0 };
       try {
@@ -78,7 +89,7 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
       } catch {
         // Killed before its exit handler ran: no usage record.
       }
-      resolve({ code, signal, wallMs, maxRssBytes: u.maxRssKb * 1024, cpuUserMs: u.userUs / 1000, cpuSystemMs: u.systemUs / 1000, ...(u.atPeak ? { atPeak: u.atPeak } : {}), stdout, stderr });
+      resolve({ code, signal, wallMs, maxRssBytes: u.maxRssKb * 1024, cpuUserMs: u.userUs / 1000, cpuSystemMs: u.systemUs / 1000, timedOut, ...(u.atPeak ? { atPeak: u.atPeak } : {}), stdout, stderr });
     });
   });
   return { child, pid: child.pid!, done };
