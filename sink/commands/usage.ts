@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
 import { runRollup } from '../consumer/run-rollup.js';
-import { writeFileAtomic } from '../consumer/atomic-write.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
 import { openDestination } from '../destinations/open.js';
@@ -60,7 +60,7 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
       process.stdout.write(formatUsageTable(table, res.report.watermark));
     }
     if (flags.html) {
-      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now }));
+      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now }), { mode: 0o644 });
       process.stderr.write(`wrote ${flags.html}\n`);
     }
     return 0;

@@ -12,7 +12,7 @@ import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { openDestination } from '../destinations/open.js';
 import type { NodeProgress } from '../layout.js';
-import { writeFileAtomic, writeNdjsonAtomic } from './atomic-write.js';
+import { writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
 import { hourlyTotals } from './hourly-rollup.js';
 import { anomaliesOf, counted, type BadObject, type RollupReport } from './report.js';
 import { publish } from './revisions.js';

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs/promises';
 import type { Family } from '../../src/index.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { TimelineState } from './resource-timeline.js';
 import type { WriterCoverage } from './seq-tracker.js';
 import type { HourlyRow, LineLocation, TimelineAnomaly, TimelineEvent, UsageInterval } from './types.js';

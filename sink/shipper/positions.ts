@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { WriterProgress } from '../layout.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 /** What the shipper knows about one segment. Keyed by segment name: names never change. */
 export interface SegmentPosition {

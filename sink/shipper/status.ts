@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments } from '../../src/index.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { shipperRunning } from './lock.js';
 import { emittedAtOf } from './oldest-unshipped.js';
 import { POSITIONS_FILE, type ShipperState } from './positions.js';
@@ -50,7 +50,7 @@ export function defaultStateDir(ledgerDir: string): string {
 
 export async function writeStatus(stateDir: string, status: ShipperStatus): Promise<void> {
   // Not fsynced: it is a report, and the next cycle rewrites it anyway.
-  await writeFileAtomic(path.join(stateDir, STATUS_FILE), JSON.stringify(status, null, 2) + '\n', false);
+  await writeFileAtomic(path.join(stateDir, STATUS_FILE), JSON.stringify(status, null, 2) + '\n', { durable: false });
 }
 
 export interface SegmentReport {

@@ -1,0 +1,74 @@
+/**
+ * Whole-file writes that neither a reader nor a crash ever sees half done: temp file in the same
+ * directory, fsync, rename over the target, fsync the directory. Shared by the shipper (positions,
+ * status) and the consumer (state, outputs). Private by default (0600 files, 0700 directories):
+ * positions, state and usage are billing data.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+export const PRIVATE_FILE_MODE = 0o600;
+export const PRIVATE_DIR_MODE = 0o700;
+
+export interface AtomicWriteOptions {
+  /** File mode of the new file. Default 0600. */
+  mode?: number;
+  /** fsync the file and its directory. Default true; false for files that are only informative. */
+  durable?: boolean;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let h: fsp.FileHandle | undefined;
+  try {
+    h = await fsp.open(dir, 'r');
+    await h.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await h?.close();
+  }
+}
+
+/** Writes through `fill` into a temp file, then atomically replaces `file` with it. */
+async function replaceAtomically(file: string, options: AtomicWriteOptions, fill: (h: fsp.FileHandle) => Promise<void>): Promise<void> {
+  const durable = options.durable ?? true;
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const h = await fsp.open(tmp, 'wx', options.mode ?? PRIVATE_FILE_MODE);
+  try {
+    await fill(h);
+    if (durable) await h.sync();
+    await h.close();
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await h.close().catch(() => {});
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  if (durable) await fsyncDir(dir);
+}
+
+export async function writeFileAtomic(file: string, data: string | Buffer, options: AtomicWriteOptions = {}): Promise<void> {
+  await replaceAtomically(file, options, (h) => h.writeFile(data));
+}
+
+/** Writes rows as ndjson atomically, in ~1 MiB chunks: the whole file never exists as one string. */
+export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, options: AtomicWriteOptions = {}): Promise<void> {
+  await replaceAtomically(file, options, async (h) => {
+    let chunk: string[] = [];
+    let size = 0;
+    for (const r of rows) {
+      const line = JSON.stringify(r) + '\n';
+      chunk.push(line);
+      size += line.length;
+      if (size >= 1 << 20) {
+        await h.write(chunk.join(''));
+        chunk = [];
+        size = 0;
+      }
+    }
+    if (chunk.length) await h.write(chunk.join(''));
+  });
+}
