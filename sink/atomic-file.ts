@@ -30,6 +30,15 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * FileHandle.write reports a short write (the disk filled mid-call) as success with fewer bytes;
+ * keep writing the rest, so a full disk surfaces as ENOSPC instead of a silently truncated file.
+ */
+async function writeAll(h: fsp.FileHandle, text: string): Promise<void> {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) off += (await h.write(buf, off, buf.length - off)).bytesWritten;
+}
+
 /** Writes through `fill` into a temp file, then atomically replaces `file` with it. */
 async function replaceAtomically(file: string, options: AtomicWriteOptions, fill: (h: fsp.FileHandle) => Promise<void>): Promise<void> {
   const durable = options.durable ?? true;
@@ -64,11 +73,11 @@ export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, o
       chunk.push(line);
       size += line.length;
       if (size >= 1 << 20) {
-        await h.write(chunk.join(''));
+        await writeAll(h, chunk.join(''));
         chunk = [];
         size = 0;
       }
     }
-    if (chunk.length) await h.write(chunk.join(''));
+    if (chunk.length) await writeAll(h, chunk.join(''));
   });
 }
