@@ -27,7 +27,8 @@ export interface StateLock {
 
 /** Takes the lock on `stateFile` (the file need not exist). */
 export async function acquireStateLock(stateFile: string): Promise<StateLock> {
-  fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+  // Private like the state and outputs it will hold (sink/atomic-file.ts).
+  fs.mkdirSync(path.dirname(stateFile), { recursive: true, mode: 0o700 });
   let lost: Error | undefined;
   let release: () => Promise<void>;
   try {
