@@ -114,7 +114,8 @@ function subset(full: string, fleet: Map<string, ShippedObject[]>, fraction: num
 
 interface Row {
   set: Subset;
-  rollup: ChildUsage;
+  /** Undefined when not run (it failed on a smaller set). */
+  rollup: ChildUsage | undefined;
   /** Undefined when the rollup failed (its error is in rollup.stderr). */
   rollupCounts: { entries: number; intervals: number; hourly: number } | undefined;
   duck: ChildUsage;
@@ -137,6 +138,23 @@ function failure(u: ChildUsage): string {
   return `failed (exit ${u.code ?? u.signal}): ${(fatal ?? lines.at(-1) ?? '').trim()}`;
 }
 
+async function runDuck(set: Subset, fraction: number, tag: string): Promise<Pick<Row, 'duck' | 'duckCounts'>> {
+  const duck = await spawnMeasured(['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)], {
+    typescript: true,
+    ...prof(`duckdb-${tag}`),
+    timeoutMs: ROLLUP_LIMIT_MS,
+  }).done;
+  const duckCounts = duck.code === 0 ? (JSON.parse(duck.stdout) as NonNullable<Row['duckCounts']>) : undefined;
+  if (!duckCounts) console.log(`DuckDB over ${int(set.entries)} entries ${failure(duck)}`);
+  return { duck, duckCounts };
+}
+
+function cleanup(set: Subset, fraction: number): void {
+  fs.rmSync(path.join(work, `out-${fraction}`), { recursive: true, force: true });
+  fs.rmSync(path.join(work, `duck-${fraction}`), { recursive: true, force: true });
+  if (fraction !== 1) fs.rmSync(set.dir, { recursive: true, force: true });
+}
+
 const prof = (name: string) => (PROFILE_DIR ? { cpuProfileDir: PROFILE_DIR, profileName: name } : {});
 
 try {
@@ -151,67 +169,75 @@ try {
     const tag = `${Math.round(set.entries / 1e5) / 10}M`;
     const now = new Date(set.nowMs).toISOString();
     // A failed rollup is a result (e.g. out of memory at this size): recorded, and DuckDB still runs.
+    // After a failure, larger sets are not tried (they would fail the same way, slower).
+    const previous = rows.at(-1);
+    if (previous && !previous.rollupCounts) {
+      console.log(`rollup over ${int(set.entries)} entries: not run, it failed on a smaller set`);
+      const duck = await runDuck(set, fraction, tag);
+      rows.push({ set, rollup: undefined, rollupCounts: undefined, ...duck });
+      cleanup(set, fraction);
+      continue;
+    }
     const rollup = await spawnMeasured([cli.bin, 'rollup', '--source', set.dir, '--out', path.join(work, `out-${fraction}`), '--now', now], { ...prof(`rollup-${tag}`), sampleMemoryMs: 50, timeoutMs: ROLLUP_LIMIT_MS }).done;
     const rollupCounts = rollup.code === 0 ? parseRollupOutput(rollup.stdout) : undefined;
     if (rollupCounts && rollupCounts.entries !== set.entries) throw new Error(`rollup read ${rollupCounts.entries} entries, expected ${set.entries}`);
     if (!rollupCounts) console.log(`rollup over ${int(set.entries)} entries ${failure(rollup)}`);
-    const duck = await spawnMeasured(['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)], {
-      typescript: true,
-      ...prof(`duckdb-${tag}`),
-      timeoutMs: ROLLUP_LIMIT_MS,
-    }).done;
-    const duckCounts = duck.code === 0 ? (JSON.parse(duck.stdout) as NonNullable<Row['duckCounts']>) : undefined;
-    if (!duckCounts) console.log(`DuckDB over ${int(set.entries)} entries ${failure(duck)}`);
-    rows.push({ set, rollup, rollupCounts, duck, duckCounts });
-    fs.rmSync(path.join(work, `out-${fraction}`), { recursive: true, force: true });
-    fs.rmSync(path.join(work, `duck-${fraction}`), { recursive: true, force: true });
-    if (fraction !== 1) fs.rmSync(set.dir, { recursive: true, force: true });
+    rows.push({ set, rollup, rollupCounts, ...(await runDuck(set, fraction, tag)) });
+    cleanup(set, fraction);
   }
 
   const eps = (n: number, u: ChildUsage): number => n / (u.wallMs / 1000);
-  const ok = (r: Row): boolean => r.rollupCounts !== undefined;
   const duckOk = (r: Row): boolean => r.duckCounts !== undefined;
+  /** The rollup's usage when it ran to completion. */
+  const done = (r: Row): ChildUsage | undefined => (r.rollupCounts ? r.rollup : undefined);
+  const rollupCell = (r: Row): string => (!r.rollup ? 'not run' : r.rollupCounts ? secs(r.rollup.wallMs) : `${secs(r.rollup.wallMs)} FAILED`);
   console.log(`\nConsumer: metering rollup (${cli.note}) vs DuckDB twin SQL (threads: ${rows.find(duckOk)?.duckCounts?.threads ?? '?'}), same objects; ${machineLine()}\n`);
   console.log(
     table(
       ['entries', 'objects', 'MiB', 'rollup s', 'rollup entries/s', 'rollup peak RSS MiB', 'DuckDB s', 'DuckDB entries/s', 'DuckDB peak RSS MiB', 'rollup / DuckDB', 'intervals, hourly rows (rollup | DuckDB)'],
-      rows.map((r) => [
-        int(r.set.entries),
-        r.set.objects,
-        mib(r.set.bytes),
-        ok(r) ? secs(r.rollup.wallMs) : `${secs(r.rollup.wallMs)} FAILED`,
-        ok(r) ? int(eps(r.set.entries, r.rollup)) : '-',
-        mib(r.rollup.maxRssBytes),
-        duckOk(r) ? secs(r.duck.wallMs) : `${secs(r.duck.wallMs)} FAILED`,
-        duckOk(r) ? int(eps(r.set.entries, r.duck)) : '-',
-        mib(r.duck.maxRssBytes),
-        ok(r) && duckOk(r) ? `${(eps(r.set.entries, r.rollup) / eps(r.set.entries, r.duck)).toFixed(2)}x` : '-',
-        `${r.rollupCounts ? `${int(r.rollupCounts.intervals)}, ${int(r.rollupCounts.hourly)}` : '-'} | ${r.duckCounts ? `${int(r.duckCounts.intervals)}, ${int(r.duckCounts.hourly)}` : '-'}`,
-      ]),
+      rows.map((r) => {
+        const u = done(r);
+        return [
+          int(r.set.entries),
+          r.set.objects,
+          mib(r.set.bytes),
+          rollupCell(r),
+          u ? int(eps(r.set.entries, u)) : '-',
+          r.rollup ? mib(r.rollup.maxRssBytes) : '-',
+          duckOk(r) ? secs(r.duck.wallMs) : `${secs(r.duck.wallMs)} FAILED`,
+          duckOk(r) ? int(eps(r.set.entries, r.duck)) : '-',
+          mib(r.duck.maxRssBytes),
+          u && duckOk(r) ? `${(eps(r.set.entries, u) / eps(r.set.entries, r.duck)).toFixed(2)}x` : '-',
+          `${r.rollupCounts ? `${int(r.rollupCounts.intervals)}, ${int(r.rollupCounts.hourly)}` : '-'} | ${r.duckCounts ? `${int(r.duckCounts.intervals)}, ${int(r.duckCounts.hourly)}` : '-'}`,
+        ];
+      }),
     ),
   );
   for (const r of rows) {
-    console.log(`\nrollup over ${int(r.set.entries)} entries: ${ok(r) ? '' : `${failure(r.rollup)}; `}memory ${memoryBreakdown(r.rollup.atPeak)}`);
+    if (r.rollup) console.log(`\nrollup over ${int(r.set.entries)} entries: ${r.rollupCounts ? '' : `${failure(r.rollup)}; `}memory ${memoryBreakdown(r.rollup.atPeak)}`);
     if (!duckOk(r)) console.log(`DuckDB over ${int(r.set.entries)} entries: ${failure(r.duck)}`);
     if (r.rollupCounts && r.duckCounts && (r.rollupCounts.intervals !== r.duckCounts.intervals || r.rollupCounts.hourly !== r.duckCounts.hourly)) console.log('WARNING: rollup and DuckDB disagree on the number of intervals or hourly rows');
   }
-  const first = rows[0]!;
-  const last = rows.filter(ok).at(-1) ?? first;
-  const lastBoth = rows.filter((r) => ok(r) && duckOk(r)).at(-1);
+  const completed = rows.filter((r) => done(r) !== undefined);
   const largest = rows.at(-1)!;
-  const scale = last.set.entries / first.set.entries;
-  // Linear: the cost per entry at the largest size is within 25% of the smallest's (start-up included).
-  const perEntryGrowth = last.rollup.wallMs / last.set.entries / (first.rollup.wallMs / first.set.entries);
-  const rssGrowth = last.rollup.maxRssBytes / first.rollup.maxRssBytes;
-  const targets: Target[] = [
-    { what: `rollup completes at ${int(largest.set.entries)} entries`, value: ok(largest) ? 1 : 0, shown: ok(largest) ? 'yes' : 'no', target: 'completes', met: ok(largest) },
-    ...(lastBoth
-      ? [{ what: `rollup / DuckDB entries/s at ${int(lastBoth.set.entries)}`, value: eps(lastBoth.set.entries, lastBoth.rollup) / eps(lastBoth.set.entries, lastBoth.duck), target: 'none set; side by side', met: undefined }]
-      : []),
-    { what: `rollup time per entry, ${int(last.set.entries)} vs ${int(first.set.entries)}`, value: perEntryGrowth, target: '<= 1.25x (linear)', met: last === first ? undefined : perEntryGrowth <= 1.25 },
-    { what: `rollup peak RSS, ${int(last.set.entries)} vs ${int(first.set.entries)} (${scale.toFixed(1)}x entries)`, value: rssGrowth, target: '<= 2x (bounded)', met: last === first ? undefined : rssGrowth <= 2 },
-    { what: `rollup peak RSS at ${int(last.set.entries)}`, value: last.rollup.maxRssBytes, shown: `${mib(last.rollup.maxRssBytes)} MiB`, target: 'report', met: undefined },
-  ];
+  const targets: Target[] = [{ what: `rollup completes at ${int(largest.set.entries)} entries`, value: done(largest) ? 1 : 0, shown: done(largest) ? 'yes' : 'no', target: 'completes', met: done(largest) !== undefined }];
+  const lastBoth = completed.filter(duckOk).at(-1);
+  if (lastBoth) targets.push({ what: `rollup / DuckDB entries/s at ${int(lastBoth.set.entries)}`, value: eps(lastBoth.set.entries, done(lastBoth)!) / eps(lastBoth.set.entries, lastBoth.duck), target: 'none set; side by side', met: undefined });
+  const first = completed[0];
+  const last = completed.at(-1);
+  if (first && last && first !== last) {
+    const f = done(first)!;
+    const l = done(last)!;
+    // Linear: the cost per entry at the largest size is within 25% of the smallest's (start-up included).
+    const perEntry = l.wallMs / last.set.entries / (f.wallMs / first.set.entries);
+    const rss = l.maxRssBytes / f.maxRssBytes;
+    const scale = (last.set.entries / first.set.entries).toFixed(1);
+    targets.push(
+      { what: `rollup time per entry, ${int(last.set.entries)} vs ${int(first.set.entries)}`, value: perEntry, target: '<= 1.25x (linear)', met: perEntry <= 1.25 },
+      { what: `rollup peak RSS, ${int(last.set.entries)} vs ${int(first.set.entries)} (${scale}x entries)`, value: rss, target: '<= 2x (bounded)', met: rss <= 2 },
+    );
+  }
+  if (last) targets.push({ what: `rollup peak RSS at ${int(last.set.entries)}`, value: done(last)!.maxRssBytes, shown: `${mib(done(last)!.maxRssBytes)} MiB`, target: 'report', met: undefined });
   console.log('\n' + targetLines(targets));
   if (PROFILE_DIR) console.log(`\nCPU profiles: ${PROFILE_DIR} (summarise: node --import tsx bench/support/cpuprofile-summary.ts ${PROFILE_DIR}/*.cpuprofile)`);
 } finally {

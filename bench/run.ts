@@ -10,8 +10,19 @@ const available = fs
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.includes('-quick'))
   .map((f) => f.slice(0, -3))
   .sort();
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const extra = process.argv.slice(2).filter((a) => a.startsWith('-'));
+// Names pick benchmarks; every flag (with its value, if the next word is not a benchmark's name or
+// another flag) is handed to each benchmark: `npm run bench -- shipping --backlog-mb 50 --keep`.
+const wanted: string[] = [];
+const extra: string[] = [];
+const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (a.startsWith('-')) {
+    extra.push(a);
+    const next = args[i + 1];
+    if (!a.includes('=') && next !== undefined && !next.startsWith('-') && !available.includes(next)) extra.push(args[++i]!);
+  } else wanted.push(a);
+}
 const names = wanted.length ? wanted : available;
 for (const name of names) {
   if (!available.includes(name)) {

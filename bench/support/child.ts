@@ -70,6 +70,15 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Fallback for a child killed before its exit handler ran: its VmHWM, polled.
+  let polledHwm = 0;
+  const poller = setInterval(() => {
+    try {
+      polledHwm = Math.max(polledHwm, procRss(child.pid!).hwmBytes);
+    } catch {
+      // Exited between two polls.
+    }
+  }, 250);
   let timedOut = false;
   const timer = options.timeoutMs
     ? setTimeout(() => {
@@ -81,6 +90,7 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearInterval(poller);
       const wallMs = performance.now() - t0;
       let u: { maxRssKb: number; userUs: number; systemUs: number; atPeak?: NodeJS.MemoryUsage } = { maxRssKb: 0, userUs: 0, systemUs: 0 };
       try {
@@ -89,7 +99,7 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
       } catch {
         // Killed before its exit handler ran: no usage record.
       }
-      resolve({ code, signal, wallMs, maxRssBytes: u.maxRssKb * 1024, cpuUserMs: u.userUs / 1000, cpuSystemMs: u.systemUs / 1000, timedOut, ...(u.atPeak ? { atPeak: u.atPeak } : {}), stdout, stderr });
+      resolve({ code, signal, wallMs, maxRssBytes: u.maxRssKb ? u.maxRssKb * 1024 : polledHwm, cpuUserMs: u.userUs / 1000, cpuSystemMs: u.systemUs / 1000, timedOut, ...(u.atPeak ? { atPeak: u.atPeak } : {}), stdout, stderr });
     });
   });
   return { child, pid: child.pid!, done };
