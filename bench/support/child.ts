@@ -74,7 +74,8 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
   let polledHwm = 0;
   const poller = setInterval(() => {
     try {
-      polledHwm = Math.max(polledHwm, procRss(child.pid!).hwmBytes);
+      const hwm = procRss(child.pid!).hwmBytes;
+      if (Number.isFinite(hwm)) polledHwm = Math.max(polledHwm, hwm);
     } catch {
       // Exited between two polls.
     }
