@@ -189,11 +189,11 @@ async function consumerOut(p: DiskFullParams, scenario: string, root: string, tm
   let failures = 0;
   for (let i = 0; i < p.fills; i++) {
     // Leave room for a few KiB: the run gets some way into its writes before ENOSPC.
-    const ballast = fillDisk(tmpfs, (i % 4) * 16 * 1024);
+    const ballast = fillDisk(tmpfs, ((i + 1) % 4) * 16 * 1024);
     const full = await runConsumer(bucket, out, now);
     fs.rmSync(ballast);
     if (full.exit.code === 0) {
-      violations.push(`rollup with ${(i % 4) * 16} KiB free exited 0 (expected a clean failure)`);
+      violations.push(`rollup with ${((i + 1) % 4) * 16} KiB free exited 0 (expected a clean failure)`);
       continue;
     }
     failures++;
