@@ -7,7 +7,7 @@
  * time (each node's first objects), so growth is growth in time, the way a ledger grows; the full
  * set spans ~14 days, past the 7-day retention after which the consumer folds timelines.
  *
- *   npm run bench -- consumer [--entries 10000000] [--nodes 10] [--span-days 14] [--rollup-limit-s 480] [--profile-dir DIR] [--keep]
+ *   npm run bench -- consumer [--entries 10000000] [--nodes 10] [--span-days 14] [--rollup-limit-s 360] [--profile-dir DIR] [--keep]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +23,7 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '10000000' },
     nodes: { type: 'string', default: '10' },
     'span-days': { type: 'string', default: '14' },
-    'rollup-limit-s': { type: 'string', default: '480' },
+    'rollup-limit-s': { type: 'string', default: '360' },
     'profile-dir': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
