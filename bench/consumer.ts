@@ -138,8 +138,9 @@ function failure(u: ChildUsage): string {
   return `failed (exit ${u.code ?? u.signal}): ${(fatal ?? lines.at(-1) ?? '').trim()}`;
 }
 
-async function runDuck(set: Subset, fraction: number, tag: string): Promise<Pick<Row, 'duck' | 'duckCounts'>> {
-  const duck = await spawnMeasured(['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)], {
+async function runDuck(set: Subset, fraction: number, tag: string, threads?: number): Promise<Pick<Row, 'duck' | 'duckCounts'>> {
+  const args = ['bench/support/duckdb-twin.ts', '--bucket', set.dir, '--out', path.join(work, `duck-${fraction}`), '--now-ms', String(set.nowMs)];
+  const duck = await spawnMeasured(threads ? [...args, '--threads', String(threads)] : args, {
     typescript: true,
     ...prof(`duckdb-${tag}`),
     timeoutMs: ROLLUP_LIMIT_MS,
@@ -148,6 +149,9 @@ async function runDuck(set: Subset, fraction: number, tag: string): Promise<Pick
   if (!duckCounts) console.log(`DuckDB over ${int(set.entries)} entries ${failure(duck)}`);
   return { duck, duckCounts };
 }
+
+/** DuckDB on one thread over the smallest set. */
+let singleThread: { entries: number; duck: ChildUsage } | undefined;
 
 function cleanup(set: Subset, fraction: number): void {
   fs.rmSync(path.join(work, `out-${fraction}`), { recursive: true, force: true });
@@ -183,6 +187,11 @@ try {
     if (rollupCounts && rollupCounts.entries !== set.entries) throw new Error(`rollup read ${rollupCounts.entries} entries, expected ${set.entries}`);
     if (!rollupCounts) console.log(`rollup over ${int(set.entries)} entries ${failure(rollup)}`);
     rows.push({ set, rollup, rollupCounts, ...(await runDuck(set, fraction, tag)) });
+    if (fraction === FRACTIONS[0]) {
+      // DuckDB uses every core; once on one thread too, for a per-core comparison with the JS rollup.
+      const one = await runDuck(set, fraction, `${tag}-1thread`, 1);
+      if (one.duckCounts) singleThread = { entries: set.entries, duck: one.duck };
+    }
     cleanup(set, fraction);
   }
 
@@ -217,6 +226,13 @@ try {
     if (r.rollup) console.log(`\nrollup over ${int(r.set.entries)} entries: ${r.rollupCounts ? '' : `${failure(r.rollup)}; `}memory ${memoryBreakdown(r.rollup.atPeak)}`);
     if (!duckOk(r)) console.log(`DuckDB over ${int(r.set.entries)} entries: ${failure(r.duck)}`);
     if (r.rollupCounts && r.duckCounts && (r.rollupCounts.intervals !== r.duckCounts.intervals || r.rollupCounts.hourly !== r.duckCounts.hourly)) console.log('WARNING: rollup and DuckDB disagree on the number of intervals or hourly rows');
+  }
+  if (singleThread) {
+    const r = rows[0]!;
+    const u = done(r);
+    console.log(
+      `\nDuckDB on 1 thread over ${int(singleThread.entries)} entries: ${secs(singleThread.duck.wallMs)} s, ${int(eps(singleThread.entries, singleThread.duck))} entries/s, peak RSS ${mib(singleThread.duck.maxRssBytes)} MiB${u ? `; rollup / DuckDB (1 thread) = ${(eps(r.set.entries, u) / eps(singleThread.entries, singleThread.duck)).toFixed(2)}x` : ''}`,
+    );
   }
   const completed = rows.filter((r) => done(r) !== undefined);
   const largest = rows.at(-1)!;
