@@ -27,13 +27,15 @@ export interface DiskFullParams {
   writers: number;
   entriesPerWriter: number;
   ratePerWriter: number;
+  /** Size of the tmpfs; it must hold everything written, plus room to spare between fills. */
+  tmpfsMb: number;
 }
 
 const skipped = (scenario: string, reason: string): FaultResult => ({ scenario, runs: 0, entries: 0, lost: 0, duplicated: 0, maxRssMb: 0, notes: [`SKIPPED: ${reason}`], violations: [] });
 
 export async function run(p: DiskFullParams): Promise<FaultResult> {
   const scenario = `disk full: ${p.target}`;
-  const mount = mountTmpfs(p.target === 'ledger' ? 4 * 1024 * 1024 : 8 * 1024 * 1024);
+  const mount = mountTmpfs(p.tmpfsMb * 1024 * 1024);
   if ('skip' in mount) return skipped(scenario, mount.skip);
   const root = tempRoot(`full-${p.target}`);
   try {

@@ -30,22 +30,22 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'disk full: ledger',
-    light: () => diskFull.run({ target: 'ledger', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700 }),
-    heavy: () => diskFull.run({ target: 'ledger', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600 }),
+    light: () => diskFull.run({ target: 'ledger', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700, tmpfsMb: 4 }),
+    heavy: () => diskFull.run({ target: 'ledger', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600, tmpfsMb: 24 }),
     proves:
-      'The ledger directory (and with it the shipper\'s state) lives on a 4 MiB tmpfs that is filled to the last byte while writers emit and a shipper runs. Writers never see an exception (they exit 0), every failed write is counted (`droppedWrite`) and logged rate-limited with ENOSPC, the seq gaps the consumer reports equal the counted drops exactly, a write cut short leaves at most one fragment that ends up in quarantine (never costing the next entry), writers acknowledge entries again once space returns, the shipper survives and everything acknowledged is shipped and consumed exactly once.',
+      'The ledger directory (and with it the shipper\'s state) lives on a small tmpfs (4 MiB light, 24 MiB heavy) that is filled to the last byte while writers emit and a shipper runs. Writers never see an exception (they exit 0), every failed write is counted (`droppedWrite`) and logged rate-limited with ENOSPC, the seq gaps the consumer reports equal the counted drops exactly, a write cut short leaves at most one fragment that ends up in quarantine (never costing the next entry), writers acknowledge entries again once space returns, the shipper survives and everything acknowledged is shipped and consumed exactly once.',
   },
   {
     name: 'disk full: bucket',
-    light: () => diskFull.run({ target: 'bucket', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700 }),
-    heavy: () => diskFull.run({ target: 'bucket', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600 }),
+    light: () => diskFull.run({ target: 'bucket', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700, tmpfsMb: 8 }),
+    heavy: () => diskFull.run({ target: 'bucket', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600, tmpfsMb: 24 }),
     proves:
-      'The bucket directory lives on an 8 MiB tmpfs that is filled while the shipper uploads. Checked every 150 ms while full: every visible object is whole and holds exactly the ledger bytes its name claims. After space returns no temp file is left (this found a leak, fixed), the shipper resumes without a restart and the end-to-end check passes.',
+      'The bucket directory lives on a small tmpfs that is filled while the shipper uploads. Checked every 150 ms while full: every visible object is whole and holds exactly the ledger bytes its name claims. After space returns no temp file is left (this found a leak, fixed), the shipper resumes without a restart and the end-to-end check passes.',
   },
   {
     name: 'disk full: consumer out',
-    light: () => diskFull.run({ target: 'consumer-out', fills: 1, fullMs: 0, writers: 2, entriesPerWriter: 1000, ratePerWriter: 0 }),
-    heavy: () => diskFull.run({ target: 'consumer-out', fills: 12, fullMs: 0, writers: 4, entriesPerWriter: 5000, ratePerWriter: 0 }),
+    light: () => diskFull.run({ target: 'consumer-out', fills: 1, fullMs: 0, writers: 2, entriesPerWriter: 1000, ratePerWriter: 0, tmpfsMb: 8 }),
+    heavy: () => diskFull.run({ target: 'consumer-out', fills: 12, fullMs: 0, writers: 4, entriesPerWriter: 5000, ratePerWriter: 0, tmpfsMb: 8 }),
     proves:
       '`metering rollup --out` on an 8 MiB tmpfs with 0-48 KiB free: every run fails with a non-zero exit and a message naming ENOSPC, no stack trace, no temp file and no half output file (this found truncated intervals.ndjson files renamed into place, fixed), and the next run after space returns writes outputs byte-identical to a run that never failed.',
   },

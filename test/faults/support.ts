@@ -147,9 +147,18 @@ export function waitForStderr(child: ChildProcess, text: string, timeoutMs = 20_
   });
 }
 
-/** `metering ship --once`: drains whatever is left. */
-export async function drainOnce(ledger: string, dest: string, extra: string[] = []): Promise<Exited> {
-  return waitExit(spawnCli(['ship', '--once', '--ledger-dir', ledger, '--dest', dest, '--node', 'node-a', '--seal-quiet-ms', '0', ...extra], { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } }));
+/**
+ * `metering ship --once`: drains whatever is left. It retries a failing destination forever, so a
+ * drain that cannot finish is killed after `timeoutMs` (its exit then says SIGKILL).
+ */
+export async function drainOnce(ledger: string, dest: string, extra: string[] = [], timeoutMs = 180_000): Promise<Exited> {
+  const child = spawnCli(['ship', '--once', '--ledger-dir', ledger, '--dest', dest, '--node', 'node-a', '--seal-quiet-ms', '0', ...extra], { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await waitExit(child);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** `metering rollup` as a process; returns its exit and the report it wrote (if any). */
