@@ -364,4 +364,27 @@ describe('consumer scenarios', () => {
     await expect(rollup(bucket, out, T0)).rejects.toBeInstanceOf(StateFileError);
     await expect(rollup(bucket, out, T0)).rejects.toThrow(/not valid JSON/);
   });
+  it('entries from a broken clock (far from their segment\'s creation) are reported as clock skew and never billed', async () => {
+    const { bucket, out } = setup();
+    const w = new TestWriter('n1', 'w1');
+    const DAY = 24 * HOUR;
+    const epochReset = Date.UTC(2000, 0, 1); // an RTC reset to its epoch
+    const farFuture = T0 + 400 * DAY; // a year ahead
+    // All three in one segment created at T0: only the one stamped near T0 is plausible.
+    await bucket.put([w.start('vm-old', epochReset), w.start('vm-ok', T0 + 10 * MIN), w.stop('vm-ok', farFuture), w.start('vm-future', farFuture)]);
+    await bucket.progress('n1', T0 + 2 * HOUR, T0 + 2 * HOUR);
+    const res = await rollup(bucket, out, T0 + 2 * HOUR, { graceMs: 0 });
+    expect(res.report.clock_skew_entries.count).toBe(3);
+    expect(res.report.clock_skew_entries.items.map((f) => f.emitted_at).sort()).toEqual([at(epochReset), at(farFuture), at(farFuture)]);
+    expect(res.report.max_skew_ms).toBe(30 * DAY);
+    // vm-ok is open (its far-future stop was not believed) and counts to the watermark; the others bill nothing.
+    expect(res.intervals.map((i) => [i.resource_id, i.end])).toEqual([['vm-ok', null]]);
+    expect(msOf(res.hourly, 'vm-ok')).toBe(2 * HOUR - 10 * MIN);
+    expect(res.hourly.every((r) => r.resource_id === 'vm-ok')).toBe(true);
+    // Seq coverage still counts them as received: a broken clock is not a lost entry.
+    expect(res.report.seq_gaps.missing).toBe(0);
+    // A wider window believes them (a deliberate backfill).
+    const wide = await rollup(bucket, path.join(out, '..', 'wide'), T0 + 2 * HOUR, { graceMs: 0, maxSkewMs: 30 * 365 * DAY });
+    expect(wide.report.clock_skew_entries.count).toBe(0);
+  });
 });

@@ -17,6 +17,7 @@ export interface ConsumerFlags {
   grace: number;
   staleAfter: number;
   retain: number;
+  maxSkew: number;
   now?: Date;
 }
 
@@ -53,6 +54,9 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
       new Option('--stale-after <duration>', 'a node silent for longer stops holding the watermark; its open intervals end at the last evidence').argParser(durationFlag).default(6 * 3_600_000, '6h'),
     )
     .addOption(new Option('--retain <duration>', 'keep per-event timelines this long behind the watermark; older ones are folded (bounded memory)').argParser(durationFlag).default(7 * 86_400_000, '7d'))
+    .addOption(
+      new Option('--max-skew <duration>', "entries stamped further than this from their segment's creation come from a broken clock: reported, not billed").argParser(durationFlag).default(30 * 86_400_000, '30d'),
+    )
     .option('--now <time>', "the consumer's clock, the one trusted clock for staleness and the watermark (default: the system clock)", timeFlag);
 }
 

@@ -32,6 +32,7 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
       graceMs: flags.grace,
       staleAfterMs: flags.staleAfter,
       retainMs: flags.retain,
+      maxSkewMs: flags.maxSkew,
       ...(flags.now ? { now: flags.now } : {}),
       logger,
       ...(tty ? { onProgress: tty.onProgress } : {}),
@@ -44,7 +45,7 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
       `intervals ${r.intervals.total} (open ${r.intervals.open}, unconfirmed end ${r.intervals.unconfirmed_end}); hourly rows ${r.hourly_rows.total} (final ${r.hourly_rows.final})`,
       `revisions: ${res.run.new_revisions} new, ${r.revisions} total`,
       `orphan stops ${r.orphan_stops.count}, duplicate starts ${r.duplicate_starts.count}, duplicate stops ${r.duplicate_stops.count}, seq gaps ${r.seq_gaps.missing} in ${r.seq_gaps.writers} writers`,
-      `invalid lines ${r.invalid_lines.count}, quarantined lines ${r.quarantined_lines}, bad objects ${r.objects.bad.length}, late entries ${r.late_entries.count}, too late ${r.too_late_entries.count}`,
+      `invalid lines ${r.invalid_lines.count}, quarantined lines ${r.quarantined_lines}, bad objects ${r.objects.bad.length}, late entries ${r.late_entries.count}, too late ${r.too_late_entries.count}, clock skew ${r.clock_skew_entries.count}`,
       `stale nodes: ${r.nodes.filter((n) => n.stale).map((n) => n.node).join(', ') || 'none'}`,
       `wrote ${flags.out}/{intervals.ndjson,hourly.ndjson,revisions.ndjson,report.json}`,
     ];

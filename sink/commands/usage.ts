@@ -48,6 +48,7 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
       graceMs: flags.grace,
       staleAfterMs: flags.staleAfter,
       retainMs: flags.retain,
+      maxSkewMs: flags.maxSkew,
       ...(flags.now ? { now: flags.now } : {}),
       logger,
       ...(tty ? { onProgress: tty.onProgress } : {}),

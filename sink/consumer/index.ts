@@ -1,5 +1,5 @@
 /** The central consumer as a library: embed `runRollup` / `computeUsage` in a billing service. */
-export { runRollup, DEFAULT_GRACE_MS, DEFAULT_STALE_AFTER_MS, DEFAULT_RETAIN_MS } from './run-rollup.js';
+export { runRollup, DEFAULT_GRACE_MS, DEFAULT_STALE_AFTER_MS, DEFAULT_RETAIN_MS, DEFAULT_MAX_SKEW_MS } from './run-rollup.js';
 export type { RollupOptions, RollupResult, RollupProgress, RunSummary } from './run-rollup.js';
 export type { UsageInterval, HourlyRow, TimelineAnomaly, LineLocation } from './types.js';
 export type { RollupReport, Counted, BadObject } from './report.js';

@@ -2,7 +2,7 @@
  * Folding the entries of one run into the state: de-duplication by id (and by writer + seq once an
  * id has been folded away), seq coverage, late and too-late entries, per-resource timelines.
  */
-import { describeKind, type Family, type LedgerEntry } from '../../src/index.js';
+import { describeKind, segmentCreatedAt, type Family, type LedgerEntry } from '../../src/index.js';
 import { INITIAL_STATE } from './resource-timeline.js';
 import { SeqTracker } from './seq-tracker.js';
 import type { ListedObject } from './source-reader.js';
@@ -25,6 +25,8 @@ export class Ingest {
   constructor(
     private readonly state: ConsumerState,
     private readonly previousWatermark: number | null,
+    /** How far emitted_at may lie from its segment's creation time (see clock_skew_entries). */
+    private readonly maxSkewMs: number,
   ) {
     this.seq = new SeqTracker(state.writers);
     for (const r of Object.values(state.resources)) for (const e of r.events) this.byId.set(e.id, e);
@@ -54,6 +56,16 @@ export class Ingest {
     if (entry.node !== object.parsed.node) {
       s.totals.node_mismatches++;
       pushFinding(s.findings.node_mismatches, finding());
+    }
+    // An entry stamped far from when its segment was created came from a broken clock (an RTC reset
+    // to its epoch, seconds taken for milliseconds): billing it would open an interval decades long
+    // or years ahead. The segment's creation time is fixed by the object's name, so the verdict is
+    // the same in every run. Reported, never billed.
+    const created = segmentCreatedAt(object.parsed.segment);
+    if (created !== undefined && Math.abs(ev.t - created) > this.maxSkewMs) {
+      s.totals.clock_skew_entries = (s.totals.clock_skew_entries ?? 0) + 1;
+      pushFinding((s.findings.clock_skew_entries ??= []), finding());
+      return;
     }
     if (s.horizon !== null && ev.t < s.horizon) {
       // Its resource's timeline before the horizon is folded; replaying it is no longer possible.

@@ -27,6 +27,7 @@ export interface RollupReport {
   grace_ms: number;
   stale_after_ms: number;
   retain_ms: number;
+  max_skew_ms: number;
   /** Events before it are folded into checkpoints; one arriving later is a too-late entry. */
   horizon: string | null;
   nodes: NodeStatus[];
@@ -43,6 +44,8 @@ export interface RollupReport {
   stale_intervals: Counted<Pick<UsageInterval, 'family' | 'resource_id' | 'node' | 'start' | 'end'>>;
   late_entries: Counted<EntryFinding>;
   too_late_entries: Counted<EntryFinding>;
+  /** Entries stamped more than max_skew_ms away from their segment's creation: a broken clock. Not billed. */
+  clock_skew_entries: Counted<EntryFinding>;
   node_mismatches: Counted<EntryFinding>;
   intervals: { total: number; open: number; unconfirmed_end: number };
   hourly_rows: { total: number; final: number; provisional: number };

@@ -28,6 +28,7 @@ import { Ingest } from './ingest.js';
 export const DEFAULT_GRACE_MS = 5 * 60_000;
 export const DEFAULT_STALE_AFTER_MS = 6 * 3_600_000;
 export const DEFAULT_RETAIN_MS = 7 * 86_400_000;
+export const DEFAULT_MAX_SKEW_MS = 30 * 86_400_000;
 
 export interface RollupProgress {
   phase: 'list' | 'read' | 'compute' | 'write';
@@ -51,6 +52,11 @@ export interface RollupOptions {
   staleAfterMs?: number;
   /** Timelines older than the watermark minus this are folded into checkpoints. Default 7 days. */
   retainMs?: number;
+  /**
+   * An entry whose emitted_at is further than this from its segment's creation time is a broken
+   * clock's: reported as clock_skew_entries, not billed. Default 30 days.
+   */
+  maxSkewMs?: number;
   /** The consumer's clock: the one trusted clock for staleness and the watermark cap. Default: now. */
   now?: Date | number;
   logger?: Logger;
@@ -91,7 +97,8 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
-  for (const [name, v] of [['grace', graceMs], ['stale-after', staleAfterMs], ['retain', retainMs]] as const) {
+  const maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+  for (const [name, v] of [['grace', graceMs], ['stale-after', staleAfterMs], ['retain', retainMs], ['max-skew', maxSkewMs]] as const) {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
   }
   const { destination, prefix } = options.destination ?? (await openDestination(options.source));
@@ -107,7 +114,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     const newQuarantine = listing.quarantine.filter((o) => state.quarantine[o.name] === undefined);
     const total = newLedger.length + newQuarantine.length;
     const bad: BadObject[] = [];
-    const ingest = new Ingest(state, previousWatermark);
+    const ingest = new Ingest(state, previousWatermark, maxSkewMs);
     let done = 0;
 
     // Fetch a window ahead, fold in name order: memory bounded by the window, result deterministic.
@@ -181,6 +188,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
       grace_ms: graceMs,
       stale_after_ms: staleAfterMs,
       retain_ms: retainMs,
+      max_skew_ms: maxSkewMs,
       horizon: state.horizon === null ? null : iso(state.horizon),
       nodes: wm.nodes,
       objects: { ledger_read: Object.keys(state.objects).length, quarantine_read: Object.keys(state.quarantine).length, bad, unknown: listing.unknown },
@@ -196,6 +204,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
       stale_intervals: counted(stale),
       late_entries: counted(state.findings.late_entries, state.totals.late_entries),
       too_late_entries: counted(state.findings.too_late_entries, state.totals.too_late_entries),
+      clock_skew_entries: counted(state.findings.clock_skew_entries ?? [], state.totals.clock_skew_entries ?? 0),
       node_mismatches: counted(state.findings.node_mismatches, state.totals.node_mismatches),
       intervals: { total: intervals.length, open: intervals.filter((i) => i.end === null).length, unconfirmed_end: stale.length },
       hourly_rows: { total: pub.rows.length, final: pub.rows.filter((r) => r.final).length, provisional: pub.rows.filter((r) => !r.final).length },

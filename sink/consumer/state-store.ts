@@ -81,6 +81,8 @@ export interface ConsumerState {
     conflicting_duplicates: number;
     late_entries: number;
     too_late_entries: number;
+    /** Added after the first state version: absent in older state files. */
+    clock_skew_entries?: number;
     invalid_lines: number;
     node_mismatches: number;
   };
@@ -88,6 +90,7 @@ export interface ConsumerState {
     invalid_lines: InvalidLineFinding[];
     late_entries: EntryFinding[];
     too_late_entries: EntryFinding[];
+    clock_skew_entries?: EntryFinding[];
     conflicting_duplicates: EntryFinding[];
     node_mismatches: EntryFinding[];
   };
@@ -114,8 +117,8 @@ export function emptyState(source: string): ConsumerState {
     frozen_anomalies: [],
     published: {},
     revisions: [],
-    totals: { entries_read: 0, duplicates: 0, conflicting_duplicates: 0, late_entries: 0, too_late_entries: 0, invalid_lines: 0, node_mismatches: 0 },
-    findings: { invalid_lines: [], late_entries: [], too_late_entries: [], conflicting_duplicates: [], node_mismatches: [] },
+    totals: { entries_read: 0, duplicates: 0, conflicting_duplicates: 0, late_entries: 0, too_late_entries: 0, clock_skew_entries: 0, invalid_lines: 0, node_mismatches: 0 },
+    findings: { invalid_lines: [], late_entries: [], too_late_entries: [], clock_skew_entries: [], conflicting_duplicates: [], node_mismatches: [] },
   };
 }
 
