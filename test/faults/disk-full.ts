@@ -39,6 +39,12 @@ export async function run(p: DiskFullParams): Promise<FaultResult> {
   if ('skip' in mount) return skipped(scenario, mount.skip);
   const root = tempRoot(`full-${p.target}`);
   try {
+    if (p.target === 'bucket') {
+      const leaks = await probeFailedPuts(mount.dir);
+      if (leaks.length) {
+        return { ...skipped(scenario, ''), notes: [], runs: 1, violations: [`a put that failed on a full disk left: ${leaks.join(', ')}`] };
+      }
+    }
     if (p.target === 'consumer-out') return await consumerOut(p, scenario, root, mount.dir);
     return await shipping(p, scenario, root, mount.dir);
   } finally {
@@ -60,6 +66,31 @@ function fillUp(dir: string, n: number): string {
     fs.closeSync(fd);
   }
   return ballast;
+}
+
+/**
+ * Deterministic first: with exactly one page free, a put's body fits and its metadata does not (and
+ * vice versa for smaller gaps). Whatever fails, no temp file or stray metadata may stay behind.
+ */
+async function probeFailedPuts(tmpfs: string): Promise<string[]> {
+  const dest = new LocalDirDestination(path.join(tmpfs, 'probe'));
+  await dest.put('warm/up', Buffer.from('x'));
+  const leaks: string[] = [];
+  for (const free of [0, 4096, 8192]) {
+    for (const op of ['put', 'putIfAbsent'] as const) {
+      const ballast = fillDisk(tmpfs, free);
+      const name = `probe/${op}-${free}`;
+      await (op === 'put' ? dest.put(name, Buffer.alloc(100)) : dest.putIfAbsent(name, Buffer.alloc(100))).catch(() => undefined);
+      fs.rmSync(ballast);
+      const stored = (await dest.get(name)) !== undefined;
+      for (const f of tempFiles(path.join(tmpfs, 'probe'))) leaks.push(`${op} with ${free} bytes free: ${f}`);
+      const metas = fs.existsSync(path.join(tmpfs, 'probe', '.meta', 'probe')) ? fs.readdirSync(path.join(tmpfs, 'probe', '.meta', 'probe')).filter((m) => m.startsWith(`${op}-${free}.`)) : [];
+      if (!stored && metas.length) leaks.push(`${op} with ${free} bytes free: metadata ${metas.join(', ')} without its object`);
+      fs.rmSync(path.join(tmpfs, 'probe', '.tmp'), { recursive: true, force: true });
+    }
+  }
+  fs.rmSync(path.join(tmpfs, 'probe'), { recursive: true, force: true });
+  return leaks;
 }
 
 /** A leftover temp/partial file anywhere under `dir` (the ballast aside). */

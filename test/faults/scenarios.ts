@@ -45,9 +45,9 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'disk full: consumer out',
     light: () => diskFull.run({ target: 'consumer-out', fills: 1, fullMs: 0, writers: 2, entriesPerWriter: 1000, ratePerWriter: 0, tmpfsMb: 8 }),
-    heavy: () => diskFull.run({ target: 'consumer-out', fills: 12, fullMs: 0, writers: 4, entriesPerWriter: 5000, ratePerWriter: 0, tmpfsMb: 8 }),
+    heavy: () => diskFull.run({ target: 'consumer-out', fills: 12, fullMs: 0, writers: 4, entriesPerWriter: 5000, ratePerWriter: 0, tmpfsMb: 48 }),
     proves:
-      '`metering rollup --out` on an 8 MiB tmpfs with 0-48 KiB free: every run fails with a non-zero exit and a message naming ENOSPC, no stack trace, no temp file and no half output file (this found truncated intervals.ndjson files renamed into place, fixed), and the next run after space returns writes outputs byte-identical to a run that never failed.',
+      '`metering rollup --out` on a tmpfs with 0-48 KiB free: every run fails with a non-zero exit and a message naming ENOSPC, no stack trace, no temp file and no half output file (this found truncated intervals.ndjson files renamed into place, fixed), and the next run after space returns writes outputs byte-identical to a run that never failed.',
   },
   {
     name: 'destination faults',
