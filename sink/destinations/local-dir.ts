@@ -79,7 +79,10 @@ export class LocalDirDestination implements Destination {
     const target = this.metaFile(name, ino);
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     const { tmp } = await this.writeTemp(Buffer.from(JSON.stringify(meta)));
-    await fsp.rename(tmp, target);
+    await fsp.rename(tmp, target).catch(async (err: unknown) => {
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
+    });
   }
 
   private async ensureRoot(): Promise<void> {
@@ -123,8 +126,15 @@ export class LocalDirDestination implements Destination {
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     const previous = await fsp.stat(target).catch(() => undefined);
     const { tmp, ino } = await this.writeTemp(body);
-    await this.writeMeta(name, ino, options);
-    await fsp.rename(tmp, target);
+    try {
+      await this.writeMeta(name, ino, options);
+      await fsp.rename(tmp, target);
+    } catch (err) {
+      // A full disk can fail the metadata or the rename: leave neither temp file nor stray metadata.
+      await fsp.unlink(tmp).catch(() => {});
+      await fsp.rm(this.metaFile(name, ino), { force: true });
+      throw err;
+    }
     if (previous) await fsp.rm(this.metaFile(name, previous.ino), { force: true });
   }
 
