@@ -2,7 +2,8 @@
  * A node with a broken clock: its VMs start "in the year 2000" (the earliest time the wire format
  * accepts, e.g. an RTC reset to its epoch) and never stop. The recorder accepts the entries, the
  * shipper ships them, and the consumer, run as a process with a bounded heap, must neither crash
- * nor let its work grow with how far in the past the timestamp lies. A control run with the same
+ * nor let its work grow with how far in the past the timestamp lies, and must report every such
+ * entry (read, listed as clock skew) rather than drop it silently. A control run with the same
  * entries stamped with a correct clock shows the harness and heap are otherwise sufficient.
  */
 import * as fs from 'node:fs';
@@ -31,15 +32,25 @@ async function bucketWith(root: string, label: string, vms: number, emittedAt: s
   return bucket;
 }
 
-async function rollup(bucket: string, out: string, heapMb: number): Promise<{ code: number | null; signal: string | null; stderr: string; peakMb: number; rows?: number }> {
+interface RollupRun {
+  code: number | null;
+  signal: string | null;
+  stderr: string;
+  peakMb: number;
+  rows?: number;
+  entriesRead?: number;
+  skewed?: number;
+}
+
+async function rollup(bucket: string, out: string, heapMb: number): Promise<RollupRun> {
   const child = spawnCli(['rollup', '--source', bucket, '--out', out], { env: { ...process.env, METERING_LOG_LEVEL: 'warn', NODE_OPTIONS: `--max-old-space-size=${heapMb}` } });
   let peak = 0;
   const t = setInterval(() => (peak = Math.max(peak, rssBytes(child.pid!))), 50);
   const r = await waitExit(child);
   clearInterval(t);
   const report = path.join(out, 'report.json');
-  const rows = r.code === 0 && fs.existsSync(report) ? (JSON.parse(fs.readFileSync(report, 'utf8')) as { hourly_rows: { total: number } }).hourly_rows.total : undefined;
-  return { code: r.code, signal: r.signal, stderr: r.stderr, peakMb: Math.round(peak / 1024 / 1024), rows };
+  const rep = r.code === 0 && fs.existsSync(report) ? (JSON.parse(fs.readFileSync(report, 'utf8')) as { hourly_rows: { total: number }; entries_read: number; clock_skew_entries?: { count: number } }) : undefined;
+  return { code: r.code, signal: r.signal, stderr: r.stderr, peakMb: Math.round(peak / 1024 / 1024), rows: rep?.hourly_rows.total, entriesRead: rep?.entries_read, skewed: rep?.clock_skew_entries?.count };
 }
 
 export async function run(p: BrokenClockParams): Promise<FaultResult> {
@@ -57,6 +68,10 @@ export async function run(p: BrokenClockParams): Promise<FaultResult> {
         `${p.vms} VMs started by a clock reset to 2000-01-01 crash the consumer (exit ${broken.code}/${broken.signal}: ${why}) under a ${p.heapMb} MiB heap that handles the same entries stamped two hours ago`,
       );
     }
+    // Not billed must not mean silently dropped: every such entry is read and reported.
+    if (broken.code === 0 && broken.entriesRead !== p.vms) violations.push(`the consumer read ${broken.entriesRead} of ${p.vms} broken-clock entries`);
+    if (broken.code === 0 && broken.skewed !== p.vms) violations.push(`the report lists ${broken.skewed ?? 'no'} clock-skew entries, expected ${p.vms}`);
+    if (control.code === 0 && (control.skewed ?? 0) !== 0) violations.push(`${control.skewed} entries of a correct clock reported as clock skew`);
     return {
       scenario: 'broken clock (far past)',
       runs: 2,
@@ -64,7 +79,7 @@ export async function run(p: BrokenClockParams): Promise<FaultResult> {
       lost: 0,
       duplicated: 0,
       maxRssMb: broken.peakMb,
-      notes: [`control: ${control.rows ?? '?'} hourly rows, peak ${control.peakMb} MiB; broken clock: ${broken.code === 0 ? `${broken.rows} hourly rows` : 'crashed'}, peak ${broken.peakMb} MiB (heap cap ${p.heapMb} MiB)`],
+      notes: [`control: ${control.rows ?? '?'} hourly rows, peak ${control.peakMb} MiB; broken clock: ${broken.code === 0 ? `${broken.rows} hourly rows, ${broken.skewed} entries reported as clock skew` : 'crashed'}, peak ${broken.peakMb} MiB (heap cap ${p.heapMb} MiB)`],
       violations,
     };
   } finally {

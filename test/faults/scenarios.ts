@@ -75,7 +75,7 @@ export const SCENARIOS: Scenario[] = [
     light: () => brokenClock.run({ vms: 4, heapMb: 160 }),
     heavy: () => brokenClock.run({ vms: 20, heapMb: 512 }),
     proves:
-      'FAILS (open bug). A node whose clock was reset to 2000-01-01 starts a few VMs; the wire format accepts the time, the shipper ships it, and the consumer turns each never-stopped VM into an interval 26 years long: ~235 000 hourly rows per VM, held in memory and in state. `metering rollup` with a bounded heap aborts (out of memory) while the same entries stamped two hours ago need under 100 MiB.',
+      'A node whose clock was reset to 2000-01-01 starts VMs that never stop; the wire format accepts the time and the shipper ships it. `metering rollup`, run with a bounded heap, must not crash, must not let its work grow with the age of the timestamp, and must still read and report every such entry (as `clock_skew_entries`), while a control run with the same entries stamped two hours ago bills them normally. When first written this scenario failed: each VM became an interval 26 years long, ~235 000 hourly rows, and 4 VMs aborted a 160 MiB-heap consumer; fixed in the consumer (8364ccc, --max-skew).',
   },
   {
     name: 'two consumers',
