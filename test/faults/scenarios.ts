@@ -24,7 +24,7 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'crash storm',
     light: () => crashStorm.run({ writers: 3, entriesPerWriter: 500, ratePerWriter: 300, writerKills: 3, shipperKills: 3 }),
-    heavy: () => crashStorm.run({ writers: 4, entriesPerWriter: 4000, ratePerWriter: 400, writerKills: 20, shipperKills: 25 }),
+    heavy: () => crashStorm.run({ writers: 4, entriesPerWriter: 5000, ratePerWriter: 400, writerKills: 30, shipperKills: 40 }),
     proves:
       'Writer processes (test/fixtures/ledger-writer.ts, each appending every id whose `emit` returned to its own acks file) and the shipper (`metering ship` to a bucket directory) are SIGKILLed at random moments, over and over; a killed writer is replaced by a new one (new writer id). After a final `ship --once`, the objects tile every segment byte for byte (no gap, no overlap), every acknowledged id is in them exactly once, the only unacknowledged entries are killed writers\' last lines, no writer has a seq gap, and `metering rollup` reads exactly the unique ids with zero duplicates and zero seq gaps.',
   },
@@ -40,7 +40,7 @@ export const SCENARIOS: Scenario[] = [
     light: () => diskFull.run({ target: 'bucket', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700, tmpfsMb: 8 }),
     heavy: () => diskFull.run({ target: 'bucket', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600, tmpfsMb: 24 }),
     proves:
-      'The bucket directory lives on a small tmpfs that is filled while the shipper uploads. Checked every 150 ms while full: every visible object is whole and holds exactly the ledger bytes its name claims. After space returns no temp file is left (this found a leak, fixed), the shipper resumes without a restart and the end-to-end check passes.',
+      'The bucket directory lives on a small tmpfs that is filled while the shipper uploads. Checked every 150 ms while full: every visible object is whole and holds exactly the ledger bytes its name claims. First a deterministic probe: with 0, 1 or 2 pages free, a failed `put`/`putIfAbsent` leaves no temp file and no metadata without its object. After space returns no temp file is left anywhere (both found leaks, fixed), the shipper resumes without a restart and the end-to-end check passes.',
   },
   {
     name: 'disk full: consumer out',
@@ -66,7 +66,7 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'bad input',
     light: () => badInput.run({ readerRuns: 150, consumerRuns: 8 }),
-    heavy: () => badInput.run({ readerRuns: 3000, consumerRuns: 150 }),
+    heavy: () => badInput.run({ readerRuns: 5000, consumerRuns: 400 }),
     proves:
       'fast-check builds ledgers mixing valid entries with random bytes, invalid UTF-8, 70 KB lines, truncated JSON, 21 kinds of wrong field (types, unknown kind/reason/field, `v: 2`, timestamps in 1970, 2999, 9999 and +275760, no milliseconds), non-objects and a torn tail. The reader (whole buffer, random chunking, and from a file) reports every bad line at its exact offset and returns every valid line around it exactly once; random bytes never make it throw. The same lines, cut into objects named with sink/layout.ts (plain and gzip) next to a garbage object, a fake gzip object, a broken progress object and a stray file, go through `runRollup` and `metering rollup`: nothing throws, entries_read is exactly the valid lines, every bad line is reported with its object and offset, and each broken object is named.',
   },

@@ -277,22 +277,6 @@ export async function checkPipeline(o: PipelineCheckOptions): Promise<PipelineCh
   return { entries: o.acked.length, lost, duplicated, violations, notes, objects, report, seqGaps };
 }
 
-/** Files (relative paths) under `dir` whose mode lets group or others read them. */
-export function worldReadable(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      const st = fs.lstatSync(p);
-      if (st.isSymbolicLink()) continue;
-      if ((st.mode & 0o044) !== 0) out.push(`${path.relative(dir, p)} (${(st.mode & 0o777).toString(8)})`);
-      if (e.isDirectory()) walk(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 export function formatMb(n: number): string {
   return n > 0 ? `${n.toFixed(0)} MiB` : '-';
 }
