@@ -326,8 +326,9 @@ describe('consumer scenarios', () => {
     expect(results[0]!.report.horizon).toBe(at(T0 + 8 * HOUR));
     expect(results[0]!.intervals).toEqual(results[1]!.intervals);
     expect(results[0]!.hourly).toEqual(results[1]!.hourly);
-    const state = JSON.parse(fs.readFileSync(path.join(out, 'state.json'), 'utf8')) as { resources: Record<string, { events: unknown[] }> };
-    expect(Object.values(state.resources).reduce((n, r) => n + r.events.length, 0)).toBe(0);
+    // The state file is ndjson: ["resource", key, {events, ...}] lines hold the per-event timelines.
+    const resources = fs.readFileSync(path.join(out, 'state.json'), 'utf8').trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as unknown[]).filter((r) => r[0] === 'resource');
+    expect(resources.reduce((n, r) => n + (r[2] as { events: unknown[] }).events.length, 0)).toBe(0);
     // vm1's open interval lives on in its checkpoint; a too-late stop is reported, not applied.
     await bucket.put([w.stop('vm1', T0 + 6 * HOUR)]);
     const late = await rollup(bucket, out, T0 + 9 * HOUR, { graceMs: 0, retainMs: HOUR });
@@ -360,9 +361,18 @@ describe('consumer scenarios', () => {
     const { StateFileError } = await import('metering-ledger/sink');
     await rollup(bucket, out, T0);
     await expect(runRollup({ source: path.join(root, 'elsewhere'), out, now: T0 })).rejects.toThrow(/belongs to source/);
-    fs.writeFileSync(path.join(out, 'state.json'), '{"v":1,"sour');
+    const stateFile = path.join(out, 'state.json');
+    const good = fs.readFileSync(stateFile, 'utf8');
+    fs.writeFileSync(stateFile, '{"v":2,"sour');
     await expect(rollup(bucket, out, T0)).rejects.toBeInstanceOf(StateFileError);
     await expect(rollup(bucket, out, T0)).rejects.toThrow(/not valid JSON/);
+    // Cut short after a complete line (no end line), or from an older version: refused too.
+    fs.writeFileSync(stateFile, good.split('\n')[0] + '\n');
+    await expect(rollup(bucket, out, T0)).rejects.toThrow(/cut short/);
+    fs.writeFileSync(stateFile, good.replace('"v":2', '"v":1'));
+    await expect(rollup(bucket, out, T0)).rejects.toThrow(/has version 1/);
+    fs.writeFileSync(stateFile, good);
+    await expect(rollup(bucket, out, T0)).resolves.toBeDefined();
   });
   it('entries from a broken clock (far from their segment\'s creation) are reported as clock skew and never billed', async () => {
     const { bucket, out } = setup();

@@ -6,14 +6,20 @@
  * A state file that exists but cannot be read fails the run (fail closed, like multica's guard):
  * starting over silently would re-publish every hour as if nothing had been published.
  */
-import * as fs from 'node:fs/promises';
+import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 import type { Family } from '../../src/index.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { writeNdjsonAtomic } from '../atomic-file.js';
 import type { TimelineState } from './resource-timeline.js';
 import type { WriterCoverage } from './seq-tracker.js';
 import type { HourlyRow, LineLocation, TimelineAnomaly, TimelineEvent, UsageInterval } from './types.js';
 
-export const STATE_VERSION = 1;
+/**
+ * Version 2 is ndjson: a header line, one line per record, and an end line with the counts. Version 1
+ * was one JSON document, which V8 cannot build or parse beyond 512 MiB (its string limit): a state of
+ * about a million intervals could not be saved.
+ */
+export const STATE_VERSION = 2;
 
 /** One resource whose timeline can still change: a folded prefix (`base`) plus the events after it. */
 export interface ResourceRecord {
@@ -122,32 +128,103 @@ export function emptyState(source: string): ConsumerState {
   };
 }
 
+type Header = Pick<ConsumerState, 'v' | 'source' | 'watermark' | 'horizon' | 'totals' | 'findings'>;
+
+/** One line of the state file after the header: a tag, then the record. */
+type StateLine =
+  | ['object', string, ConsumerState['objects'][string]]
+  | ['quarantine', string, number]
+  | ['writer', string, WriterCoverage]
+  | ['resource', string, ResourceRecord]
+  | ['frozen_interval', UsageInterval]
+  | ['frozen_anomaly', TimelineAnomaly]
+  | ['published', string, PublishedValue]
+  | ['revision', HourlyRow]
+  | ['end', number];
+
+function* stateLines(state: ConsumerState): Generator<Header | StateLine> {
+  const { v, source, watermark, horizon, totals, findings } = state;
+  yield { v, source, watermark, horizon, totals, findings };
+  let n = 0;
+  for (const [k, o] of Object.entries(state.objects)) yield (n++, ['object', k, o]);
+  for (const [k, q] of Object.entries(state.quarantine)) yield (n++, ['quarantine', k, q]);
+  for (const [k, w] of Object.entries(state.writers)) yield (n++, ['writer', k, w]);
+  for (const [k, r] of Object.entries(state.resources)) yield (n++, ['resource', k, r]);
+  for (const i of state.frozen_intervals) yield (n++, ['frozen_interval', i]);
+  for (const a of state.frozen_anomalies) yield (n++, ['frozen_anomaly', a]);
+  for (const [k, p] of Object.entries(state.published)) yield (n++, ['published', k, p]);
+  for (const r of state.revisions) yield (n++, ['revision', r]);
+  // The count lets a reader tell a complete file from a cut one.
+  yield ['end', n];
+}
+
 /** Loads the state, or a fresh one if the file does not exist. Throws StateFileError for anything unusable. */
 export async function loadState(file: string, source: string): Promise<ConsumerState> {
-  let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    await fs.promises.access(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState(source);
     throw new StateFileError(`cannot read state file ${file}: ${(err as Error).message}`);
   }
-  let value: ConsumerState;
+  const broken = (why: string): StateFileError =>
+    new StateFileError(`state file ${file} ${why}; restore it from a backup, or move it away to rebuild from scratch (published rows would be re-published as version 1)`);
+  let state: ConsumerState | undefined;
+  let records = 0;
+  let ended = false;
+  let lineNo = 0;
+  // Line by line: the file may be larger than any one string V8 can hold.
+  const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   try {
-    value = JSON.parse(text) as ConsumerState;
+    for await (const line of lines) {
+      lineNo++;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (err) {
+        throw broken(`is not valid JSON at line ${lineNo} (${(err as Error).message})`);
+      }
+      if (!state) {
+        const h = value as Partial<Header> | null;
+        if (typeof h !== 'object' || h === null || h.v !== STATE_VERSION) {
+          throw new StateFileError(`state file ${file} has version ${JSON.stringify(h?.v)}; this consumer understands version ${STATE_VERSION}`);
+        }
+        if (h.source !== source) throw new StateFileError(`state file ${file} belongs to source ${h.source}, not ${source}; use a separate --state (or --out) per source`);
+        state = { ...emptyState(source), ...(h as Header) };
+        continue;
+      }
+      if (ended) throw broken(`has lines after its end (line ${lineNo})`);
+      const rec = value as StateLine;
+      switch (rec[0]) {
+        case 'object': state.objects[rec[1]] = rec[2]; break;
+        case 'quarantine': state.quarantine[rec[1]] = rec[2]; break;
+        case 'writer': state.writers[rec[1]] = rec[2]; break;
+        case 'resource': state.resources[rec[1]] = rec[2]; break;
+        case 'frozen_interval': state.frozen_intervals.push(rec[1]); break;
+        case 'frozen_anomaly': state.frozen_anomalies.push(rec[1]); break;
+        case 'published': state.published[rec[1]] = rec[2]; break;
+        case 'revision': state.revisions.push(rec[1]); break;
+        case 'end':
+          if (rec[1] !== records) throw broken(`says it holds ${rec[1]} records but has ${records}`);
+          ended = true;
+          continue;
+        default:
+          throw broken(`has an unknown record at line ${lineNo}`);
+      }
+      records++;
+    }
   } catch (err) {
-    throw new StateFileError(`state file ${file} is not valid JSON (${(err as Error).message}); restore it from a backup, or move it away to rebuild from scratch (published rows would be re-published as version 1)`);
+    if (err instanceof StateFileError) throw err;
+    throw new StateFileError(`cannot read state file ${file}: ${(err as Error).message}`);
+  } finally {
+    lines.close();
   }
-  if (typeof value !== 'object' || value === null || value.v !== STATE_VERSION) {
-    throw new StateFileError(`state file ${file} has version ${JSON.stringify((value as { v?: unknown } | null)?.v)}; this consumer understands version ${STATE_VERSION}`);
-  }
-  if (value.source !== source) {
-    throw new StateFileError(`state file ${file} belongs to source ${value.source}, not ${source}; use a separate --state (or --out) per source`);
-  }
-  return value;
+  if (!state) throw broken('is empty');
+  if (!ended) throw broken('is cut short (no end line)');
+  return state;
 }
 
 export async function saveState(file: string, state: ConsumerState): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(state));
+  await writeNdjsonAtomic(file, stateLines(state));
 }
 
 export function pushFinding<T>(list: T[], item: T): void {
