@@ -3,14 +3,19 @@ import type { InvalidRecord, LedgerEntry } from '../../src/index.js';
 import type { ObjectClass } from '../layout.js';
 import { quarantineBody } from './quarantine.js';
 
+const MIN_BODY_BYTES = 64 * 1024;
+
 /**
  * The complete lines of one byte range [start, end) of a segment. Valid lines become the ledger
  * object of that range, invalid ones its quarantine object; blank lines belong to the range but to
- * neither object. Holds slices of the bytes read, so its memory is about end - start.
+ * neither object. Valid lines are copied into one body buffer as they arrive: keeping views of the
+ * read buffers instead pinned every 1 MiB read until a major GC, and the final concat made a second
+ * copy, which together pushed a draining shipper past 150 MiB (docs/benchmarks.md).
  */
 export class Batch {
-  readonly ledgerLines: Buffer[] = [];
+  private bodyBuf: Buffer = Buffer.alloc(0);
   ledgerBytes = 0;
+  ledgerLineCount = 0;
   readonly invalid: InvalidRecord[] = [];
   /** Highest seq (and its emitted_at) per writer among the valid lines. */
   readonly writers = new Map<string, { seq: number; emitted_at: string }>();
@@ -27,38 +32,43 @@ export class Batch {
   }
 
   addEntry(line: Buffer, entry: LedgerEntry): void {
-    this.ledgerLines.push(line);
-    this.ledgerBytes += line.length + 1;
+    const need = this.ledgerBytes + line.length + 1;
+    if (need > this.bodyBuf.length) {
+      // Grow by doubling: amortised one extra copy, and a small batch stays small.
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, this.bodyBuf.length * 2, MIN_BODY_BYTES));
+      this.bodyBuf.copy(grown, 0, 0, this.ledgerBytes);
+      this.bodyBuf = grown;
+    }
+    line.copy(this.bodyBuf, this.ledgerBytes);
+    this.bodyBuf[need - 1] = 0x0a;
+    this.ledgerBytes = need;
+    this.ledgerLineCount++;
     const w = this.writers.get(entry.writer);
     if (!w || entry.seq > w.seq) this.writers.set(entry.writer, { seq: entry.seq, emitted_at: entry.emitted_at });
     this.lastEmittedAt = entry.emitted_at;
   }
 
   addInvalid(r: InvalidRecord): void {
-    this.invalid.push(r);
+    // A copy, for the same reason as the valid lines: a view would pin its whole read buffer.
+    this.invalid.push({ ...r, line: Buffer.from(r.line) });
   }
 
   /** Which objects this range produces (stored in each object's metadata, see reconcile). */
   get classes(): ObjectClass[] {
     const out: ObjectClass[] = [];
-    if (this.ledgerLines.length > 0) out.push('ledger');
+    if (this.ledgerLineCount > 0) out.push('ledger');
     if (this.invalid.length > 0) out.push('quarantine');
     return out;
   }
 
   /** The uncompressed body of one object of this range. */
   body(cls: ObjectClass): Buffer {
-    if (cls === 'ledger') {
-      const parts: Buffer[] = [];
-      const nl = Buffer.from('\n');
-      for (const l of this.ledgerLines) parts.push(l, nl);
-      return Buffer.concat(parts, this.ledgerBytes);
-    }
+    if (cls === 'ledger') return this.bodyBuf.subarray(0, this.ledgerBytes);
     return quarantineBody(this.segment, this.invalid);
   }
 
   count(cls: ObjectClass): number {
-    return cls === 'ledger' ? this.ledgerLines.length : this.invalid.length;
+    return cls === 'ledger' ? this.ledgerLineCount : this.invalid.length;
   }
 }
 

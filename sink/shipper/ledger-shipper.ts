@@ -349,7 +349,7 @@ export class Shipper {
     await this.store.save();
     this.counters.objects_uploaded += created;
     this.counters.bytes_uploaded += bytes;
-    this.counters.ledger_lines += batch.ledgerLines.length;
+    this.counters.ledger_lines += batch.ledgerLineCount;
     this.counters.quarantined_lines += batch.invalid.length;
     if (batch.invalid.length > 0) {
       this.log.warn({ segment: batch.segment, count: batch.invalid.length, offsets: batch.invalid.slice(0, 10).map((r) => r.offset), reasons: [...new Set(batch.invalid.map((r) => r.reason))] }, 'shipper: malformed lines quarantined');
