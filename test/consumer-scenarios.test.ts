@@ -361,6 +361,9 @@ describe('consumer scenarios', () => {
     const { StateFileError } = await import('metering-ledger/sink');
     await rollup(bucket, out, T0);
     await expect(runRollup({ source: path.join(root, 'elsewhere'), out, now: T0 })).rejects.toThrow(/belongs to source/);
+    // A mistyped source directory is an error, not "nothing shipped" (which would finalise empty hours).
+    await expect(runRollup({ source: path.join(root, 'typo'), out: path.join(root, 'out-typo'), now: T0 })).rejects.toThrow(/does not exist/);
+    expect(fs.existsSync(path.join(root, 'out-typo', 'hourly.ndjson'))).toBe(false);
     const stateFile = path.join(out, 'state.json');
     const good = fs.readFileSync(stateFile, 'utf8');
     fs.writeFileSync(stateFile, '{"v":2,"sour');

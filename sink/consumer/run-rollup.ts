@@ -6,10 +6,12 @@
  * watermark, so a re-run with nothing new produces the same outputs, and the order in which
  * objects arrive, or how they are split over runs, does not change the intervals or the row values.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
+import { LocalDirDestination } from '../destinations/local-dir.js';
 import { openDestination } from '../destinations/open.js';
 import type { NodeProgress } from '../layout.js';
 import { writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
@@ -107,6 +109,11 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   try {
     const state = stateFile ? await loadState(stateFile, options.source) : emptyState(options.source);
     const previousWatermark = state.watermark;
+    // A mistyped bucket directory would read as "nothing was shipped" and, with no node holding the
+    // watermark back, publish hours final with zero usage. A bucket that exists but is empty is fine.
+    if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
+      throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
+    }
 
     progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
     const listing = await listSource(destination, prefix);

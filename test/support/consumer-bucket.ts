@@ -3,6 +3,7 @@
  * `objectName` (segment + byte range, optionally gzip), quarantine objects, node progress objects.
  * Entries are built with explicit writer/seq/time so scenarios can say exactly what happened.
  */
+import * as fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { KINDS, REASONS, serializeEntry, ulid, type Kind, type LedgerEntry, type Reason } from 'metering-ledger';
 import { LocalDirDestination, nodeProgressName, objectName, type NodeProgress } from 'metering-ledger/sink';
@@ -60,6 +61,7 @@ export class TestBucket {
   private segCounter = 0;
 
   constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
     this.dest = new LocalDirDestination(dir);
   }
 
