@@ -10,10 +10,11 @@ const MIN_BODY_BYTES = 64 * 1024;
  * object of that range, invalid ones its quarantine object; blank lines belong to the range but to
  * neither object. Valid lines are copied into one body buffer as they arrive: keeping views of the
  * read buffers instead pinned every 1 MiB read until a major GC, and the final concat made a second
- * copy, which together pushed a draining shipper past 150 MiB (docs/benchmarks.md).
+ * copy, which together pushed a draining shipper past 150 MiB (docs/benchmarks.md). The buffer is
+ * lent by the SegmentBatcher and reused for its next batch, so it is only valid until then.
  */
 export class Batch {
-  private bodyBuf: Buffer = Buffer.alloc(0);
+  private bodyBuf: Buffer;
   ledgerBytes = 0;
   ledgerLineCount = 0;
   readonly invalid: InvalidRecord[] = [];
@@ -27,8 +28,16 @@ export class Batch {
     readonly segment: string,
     readonly gen: number,
     readonly start: number,
+    /** Scratch space for the ledger body (grown if a batch needs more). */
+    body: Buffer = Buffer.alloc(0),
   ) {
     this.end = start;
+    this.bodyBuf = body;
+  }
+
+  /** The body buffer as it ended up (possibly grown), for the batcher to reuse. */
+  get scratch(): Buffer {
+    return this.bodyBuf;
   }
 
   addEntry(line: Buffer, entry: LedgerEntry): void {

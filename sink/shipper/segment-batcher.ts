@@ -26,10 +26,16 @@ export interface NextBatchOptions {
 
 /**
  * Cuts a segment, from a line boundary on, into batches of complete lines. Streams in 1 MiB reads,
- * so memory is one batch plus one read whatever the backlog. Batches only end at physical line
- * ends, so [start, end) ranges tile the segment.
+ * so memory is one batch plus one read whatever the backlog: both buffers are allocated once and
+ * reused. A batch is therefore only valid until the next call to `next()` (the shipper uploads and
+ * commits each batch before asking for the next). Batches only end at physical line ends, so
+ * [start, end) ranges tile the segment.
  */
 export class SegmentBatcher {
+  /** Reused for every read: records that outlive a read are copied (by the splitter or the batch). */
+  private readonly readBuf = Buffer.allocUnsafeSlow(READ_CHUNK);
+  /** Lent to each batch in turn; a batch whose lines exceed it grows it once. */
+  private body: Buffer;
   private readonly splitter: LedgerLineSplitter;
   private queue: QueuedRecord[] = [];
   private queueAt = 0;
@@ -49,13 +55,14 @@ export class SegmentBatcher {
     maxLineBytes: number,
   ) {
     this.splitter = new LedgerLineSplitter(start, maxLineBytes);
+    this.body = Buffer.allocUnsafeSlow(batchBytes + maxLineBytes + 1);
     this.readPos = start;
     this.cursor = start;
   }
 
   /** The next batch, or undefined when no complete line lies before the limit/EOF. */
   async next(opts: NextBatchOptions): Promise<Batch | undefined> {
-    const batch = new Batch(this.segment, this.gen, this.cursor);
+    const batch = new Batch(this.segment, this.gen, this.cursor, this.body);
     let atLineStart = true;
     let used = false;
     for (;;) {
@@ -65,6 +72,7 @@ export class SegmentBatcher {
         if (opts.sizeCut && used && atLineStart && r.offset - batch.start >= this.batchBytes) {
           batch.end = r.offset;
           this.cursor = batch.end;
+          this.body = batch.scratch;
           return batch;
         }
         this.queueAt++;
@@ -81,14 +89,15 @@ export class SegmentBatcher {
         break;
       }
       const want = Math.min(READ_CHUNK, Math.min(opts.limit, opts.eof ?? Infinity) - this.readPos);
-      const buf = Buffer.allocUnsafe(want);
+      // The queue is empty here, so nothing refers to the previous read any more.
+      const buf = this.readBuf;
       const { bytesRead } = await this.fh.read(buf, 0, want, this.readPos);
       if (bytesRead === 0) {
         this.atEof = true;
         break;
       }
       this.atEof = false;
-      const chunk = bytesRead === want ? buf : buf.subarray(0, bytesRead);
+      const chunk = buf.subarray(0, bytesRead);
       const chunkStart = this.readPos;
       this.readPos += bytesRead;
       for (const record of this.splitter.push(chunk)) {
@@ -103,6 +112,7 @@ export class SegmentBatcher {
     }
     batch.end = this.splitter.offset;
     this.cursor = batch.end;
+    this.body = batch.scratch;
     return batch.end > batch.start ? batch : undefined;
   }
 }
