@@ -1,11 +1,12 @@
 /** Flags shared by `metering rollup` and `metering usage`, and how a consumer command reports failure. */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { openDestination } from '../destinations/open.js';
+import type { RollupOptions } from '../consumer/run-rollup.js';
+import { EXIT_LOCKED, flagParser } from './flag-parser.js';
 import { parseDuration } from '../duration.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
 import { StateFileError } from '../consumer/state-store.js';
 
-/** Exit code when another rollup holds the state lock. */
-export const EXIT_LOCKED = 3;
 /** Exit code for an unusable state file or bad arguments. */
 export const EXIT_USAGE = 2;
 
@@ -21,15 +22,7 @@ export interface ConsumerFlags {
   now?: Date;
 }
 
-const wrap =
-  <T>(parse: (s: string) => T) =>
-  (value: string): T => {
-    try {
-      return parse(value);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
+const wrap = flagParser;
 
 export const durationFlag = wrap(parseDuration);
 
@@ -58,6 +51,21 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
       new Option('--max-skew <duration>', "entries stamped further than this from their segment's creation come from a broken clock: reported, not billed").argParser(durationFlag).default(30 * 86_400_000, '30d'),
     )
     .option('--now <time>', "the consumer's clock, the one trusted clock for staleness and the watermark (default: the system clock)", timeFlag);
+}
+
+/** The runRollup options both consumer commands take from their shared flags. */
+export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<RollupOptions> {
+  return {
+    source: flags.source,
+    destination: await openDestination(flags.source, flags.endpoint ? { endpoint: flags.endpoint } : {}),
+    ...(flags.out ? { out: flags.out } : {}),
+    ...(flags.state ? { state: flags.state } : {}),
+    graceMs: flags.grace,
+    staleAfterMs: flags.staleAfter,
+    retainMs: flags.retain,
+    maxSkewMs: flags.maxSkew,
+    ...(flags.now ? { now: flags.now } : {}),
+  };
 }
 
 /** Prints a consumer error the operator can act on; returns the exit code. */

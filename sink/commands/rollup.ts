@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
 import { runRollup } from '../consumer/run-rollup.js';
-import { openDestination } from '../destinations/open.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, type ConsumerFlags } from './consumer-flags.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, type ConsumerFlags } from './consumer-flags.js';
 
 export function registerRollup(program: Command): void {
   const cmd = program
@@ -23,17 +22,8 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
   try {
     const logger = await cliLogger('metering-rollup');
     if (tty) logger.level = 'warn';
-    const destination = await openDestination(flags.source, flags.endpoint ? { endpoint: flags.endpoint } : {});
     const res = await runRollup({
-      source: flags.source,
-      destination,
-      out: flags.out,
-      ...(flags.state ? { state: flags.state } : {}),
-      graceMs: flags.grace,
-      staleAfterMs: flags.staleAfter,
-      retainMs: flags.retain,
-      maxSkewMs: flags.maxSkew,
-      ...(flags.now ? { now: flags.now } : {}),
+      ...(await rollupOptionsFromFlags(flags)),
       logger,
       ...(tty ? { onProgress: tty.onProgress } : {}),
     });

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
 import { openDestination } from '../destinations/open.js';
 import { parseByteSize, parseDuration } from '../duration.js';
@@ -9,18 +9,7 @@ import { startMetricsServer } from '../shipper/metrics-server.js';
 import { ProgressBar } from '../shipper/progress-bar.js';
 import { shipOnce, startShipper, type ShipperOptions } from '../shipper/shipper.js';
 
-/** Exit code when another shipper already runs on the ledger directory. */
-export const EXIT_LOCKED = 3;
-
-const wrap =
-  <T>(parse: (s: string) => T) =>
-  (value: string): T => {
-    try {
-      return parse(value);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
+import { EXIT_LOCKED, flagParser as wrap } from './flag-parser.js';
 /** Milliseconds: a plain integer, or a duration with a unit (`2s`). */
 const millis = wrap((s) => (/^\d+$/.test(s) ? Number(s) : parseDuration(s)));
 const bytes = wrap(parseByteSize);

@@ -5,9 +5,8 @@ import { runRollup } from '../consumer/run-rollup.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
-import { openDestination } from '../destinations/open.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, timeFlag, type ConsumerFlags } from './consumer-flags.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, timeFlag, type ConsumerFlags } from './consumer-flags.js';
 
 interface UsageFlags extends ConsumerFlags {
   from?: Date;
@@ -39,17 +38,8 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
   try {
     const logger = await cliLogger('metering-usage');
     logger.level = tty ? 'warn' : logger.level;
-    const destination = await openDestination(flags.source, flags.endpoint ? { endpoint: flags.endpoint } : {});
     const res = await runRollup({
-      source: flags.source,
-      destination,
-      ...(flags.out ? { out: flags.out } : {}),
-      ...(flags.state ? { state: flags.state } : {}),
-      graceMs: flags.grace,
-      staleAfterMs: flags.staleAfter,
-      retainMs: flags.retain,
-      maxSkewMs: flags.maxSkew,
-      ...(flags.now ? { now: flags.now } : {}),
+      ...(await rollupOptionsFromFlags(flags)),
       logger,
       ...(tty ? { onProgress: tty.onProgress } : {}),
     });
