@@ -12,10 +12,10 @@ import { startGcsServer, type GcsTestServer } from './support/gcs-server.js';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
 import { spawnCli, spawnTs, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
+import { pollUntil, type Probe, sleep } from './support/until.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let server: GcsTestServer;
 beforeAll(async () => {
@@ -25,15 +25,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const until = <T>(what: string, fn: Probe<T>, timeoutMs = 45_000): Promise<T> => pollUntil(what, fn, timeoutMs, 50);
 
 function rssBytes(pid: number): number {
   try {

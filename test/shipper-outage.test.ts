@@ -6,20 +6,12 @@ import { vmStart } from './support/entries.js';
 import { FlakyDestination } from './support/flaky-destination.js';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';
 import { memoryLogger, tempDir } from './support/tmp.js';
+import { pollUntil, type Probe, sleep } from './support/until.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const until = <T>(what: string, fn: Probe<T>, timeoutMs = 20_000): Promise<T> => pollUntil(what, fn, timeoutMs, 25);
 
 describe('shipper: destination outages', () => {
   it('rides out failures, lost responses and an outage while writers emit: nothing lost, nothing duplicated, no restart', async () => {

@@ -11,6 +11,7 @@ import { readLedger, listSegments, type LedgerEntry } from 'metering-ledger';
 import type { Destination, RollupReport } from 'metering-ledger/sink';
 import { checkExactlyOnce, shippedEntries, shippedObjects, type ShippedObject } from '../support/shipped.js';
 import { spawnCli, spawnTs, waitExit, type Exited } from '../support/spawn.js';
+import { pollUntil, type Probe, sleep } from '../support/until.js';
 
 /** What every scenario returns; `violations` lists every claim that did not hold (empty when all is well). */
 export interface FaultResult {
@@ -29,17 +30,9 @@ export interface FaultResult {
   violations: string[];
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export const until = <T>(what: string, fn: Probe<T>, timeoutMs = 60_000): Promise<T> => pollUntil(what, fn, timeoutMs, 50);
 
 export function tempRoot(label: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `faults-${label}-`));

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseLedgerBuffer, type LedgerEntry } from 'metering-ledger';
-import { parseObjectName, type Destination, type ParsedObjectName } from 'metering-ledger/sink';
+import { parseObjectName, type Destination, type ParsedObjectName, type QuarantineRecord } from 'metering-ledger/sink';
 
 export interface ShippedObject extends ParsedObjectName {
   name: string;
@@ -23,13 +23,7 @@ export async function shippedObjects(dest: Destination, prefix = ''): Promise<Sh
   return out;
 }
 
-export interface QuarantineRecord {
-  source: string;
-  offset: number;
-  length: number;
-  reason: string;
-  line_base64: string;
-}
+export type { QuarantineRecord };
 
 /** Entries of the ledger objects, in object order. */
 export function shippedEntries(objects: ShippedObject[]): LedgerEntry[] {
