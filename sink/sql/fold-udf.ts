@@ -1,0 +1,129 @@
+/**
+ * `metering_fold`: contract v2's per-resource machine (sink/consumer/timeline-fold.ts) as a SQL
+ * function of one resource's events, ARRAY_AGG'd in the fold's order. The machine itself is not
+ * rewritten for SQL: DuckDB calls `foldTimeline` as a JavaScript scalar function, and the BigQuery
+ * UDF body is `foldTimeline.toString()`. This file only names the SQL types and renames the output
+ * fields away from SQL keywords (`end`, `start`).
+ *
+ * Numbers cross as FLOAT64 (BigQuery's JavaScript UDFs take no INT64): epoch ms, seq numbers and byte
+ * counts are below 2^53, so they are exact, and the SQL casts them back to BIGINT.
+ */
+import { foldTimeline, type FoldResult } from '../consumer/timeline-fold.js';
+
+export type SqlFieldType = 'string' | 'float' | 'bool';
+
+/** The fold's input event, as a SQL struct (the order of the fields is the struct's). */
+export const FOLD_EVENT_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
+  ['id', 'string'],
+  ['t', 'float'],
+  ['node', 'string'],
+  ['writer', 'string'],
+  ['seq', 'float'],
+  ['phase', 'string'],
+  ['reason', 'string'],
+  ['hypervisor', 'string'],
+  ['cpu', 'float'],
+  ['mem_bytes', 'float'],
+  ['storage_bytes', 'float'],
+];
+
+export const FOLD_INTERVAL_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
+  ['start_ms', 'float'],
+  ['node', 'string'],
+  ['hypervisor', 'string'],
+  ['cpu', 'float'],
+  ['mem_bytes', 'float'],
+  ['storage_bytes', 'float'],
+  ['open_reason', 'string'],
+  ['baseline', 'bool'],
+  ['start_event_id', 'string'],
+  ['end_ms', 'float'],
+  ['close_reason', 'string'],
+  ['end_event_id', 'string'],
+  ['last_evidence_ms', 'float'],
+];
+
+export const FOLD_ANOMALY_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
+  ['anomaly_type', 'string'],
+  ['event_id', 'string'],
+  ['node', 'string'],
+  ['t_ms', 'float'],
+];
+
+export interface SqlFoldInterval {
+  start_ms: number;
+  node: string;
+  hypervisor: string | null;
+  cpu: number;
+  mem_bytes: number;
+  storage_bytes: number;
+  open_reason: string;
+  baseline: boolean;
+  start_event_id: string;
+  end_ms: number | null;
+  close_reason: string | null;
+  end_event_id: string | null;
+  last_evidence_ms: number;
+}
+
+export interface SqlFoldAnomaly {
+  anomaly_type: string;
+  event_id: string;
+  node: string;
+  t_ms: number;
+}
+
+export interface SqlFoldResult {
+  intervals: SqlFoldInterval[];
+  anomalies: SqlFoldAnomaly[];
+}
+
+/**
+ * The fold's result under the SQL field names. Self-contained (it is shipped as UDF source too).
+ */
+export function toSqlFold(r: FoldResult): SqlFoldResult {
+  return {
+    intervals: r.intervals.map((i) => ({
+      start_ms: i.start,
+      node: i.node,
+      hypervisor: i.hypervisor,
+      cpu: i.cpu,
+      mem_bytes: i.mem_bytes,
+      storage_bytes: i.storage_bytes,
+      open_reason: i.open_reason,
+      baseline: i.baseline,
+      start_event_id: i.start_event_id,
+      end_ms: i.end,
+      close_reason: i.close_reason,
+      end_event_id: i.end_event_id,
+      last_evidence_ms: i.last_evidence,
+    })),
+    anomalies: r.anomalies.map((a) => ({ anomaly_type: a.type, event_id: a.event_id, node: a.node, t_ms: a.t })),
+  };
+}
+
+const BQ_TYPE: Record<SqlFieldType, string> = { string: 'STRING', float: 'FLOAT64', bool: 'BOOL' };
+const bqStruct = (fields: readonly (readonly [string, SqlFieldType])[]): string => `STRUCT<${fields.map(([n, t]) => `${n} ${BQ_TYPE[t]}`).join(', ')}>`;
+
+/**
+ * A function's source as a plain declaration. Transpilers may wrap named inner functions with a
+ * `__name(fn, "name")` helper (esbuild's keepNames); the UDF gets an identity shim for it.
+ */
+function sourceOf(fn: (...args: never[]) => unknown): string {
+  const text = fn.toString();
+  return /\b__name\(/.test(text) ? `var __name = function (f) { return f; };\n${text}` : text;
+}
+
+/** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
+export function bigQueryFoldFunction(): string {
+  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), 'return toSqlFold(foldTimeline(events));'].join('\n');
+  if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
+  return [
+    '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',
+    `CREATE TEMP FUNCTION metering_fold(events ARRAY<${bqStruct(FOLD_EVENT_FIELDS)}>)`,
+    `RETURNS STRUCT<intervals ARRAY<${bqStruct(FOLD_INTERVAL_FIELDS)}>, anomalies ARRAY<${bqStruct(FOLD_ANOMALY_FIELDS)}>>`,
+    'LANGUAGE js AS r"""',
+    body,
+    '""";',
+  ].join('\n');
+}
