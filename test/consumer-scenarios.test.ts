@@ -250,7 +250,8 @@ describe('consumer scenarios', () => {
     expect(res.report.objects.bad.find((b) => b.object === gzName)!.error).toMatch(/gzip/);
     expect(res.report.objects.unknown).toEqual(['ledger/node=n1/dt=2026-11-01/stray.txt']);
     expect(res.report.quarantined_lines).toBe(2);
-    expect(res.report.nodes.find((n) => n.node === 'n2')).toMatchObject({ stale: true, progress_error: expect.stringMatching(/JSON/) });
+    // Listed but unreadable: fail closed, it holds the watermark (rules v2), never silently stale.
+    expect(res.report.nodes.find((n) => n.node === 'n2')).toMatchObject({ stale: false, holds_watermark: true, progress_error: expect.stringMatching(/JSON/) });
     expect(msOf(res.hourly, 'vm1')).toBe(10 * MIN);
     // The broken object is not marked read: it is retried (and reported again) on the next run.
     const again = await rollup(bucket, out, T0 + HOUR);
@@ -306,7 +307,7 @@ describe('consumer scenarios', () => {
     expect(second.revisions.map((r) => r.resource_id)).toEqual(['vm1', 'vm1']);
   });
 
-  it('folds old timelines into checkpoints without changing results; an entry older than the horizon is reported too late', async () => {
+  it('retain only decides what is too late: full history is kept, results equal a run that never forgets', async () => {
     const { bucket, out, root } = setup();
     const w = new TestWriter('n1', 'w1');
     const batches = [
@@ -314,7 +315,7 @@ describe('consumer scenarios', () => {
       [w.stop('vm1', T0 + 2 * HOUR), w.running('vm2', T0 + 3 * HOUR)],
       [w.start('vm1', T0 + 5 * HOUR), w.stop('vm2', T0 + 6 * HOUR)],
     ];
-    const outs = [out, path.join(root, 'out-nocompact')];
+    const outs = [out, path.join(root, 'out-long-retain')];
     const results = [];
     for (let b = 0; b < batches.length; b++) {
       await bucket.put(batches[b]!);
@@ -326,14 +327,59 @@ describe('consumer scenarios', () => {
     expect(results[0]!.report.horizon).toBe(at(T0 + 8 * HOUR));
     expect(results[0]!.intervals).toEqual(results[1]!.intervals);
     expect(results[0]!.hourly).toEqual(results[1]!.hourly);
-    // The state file is ndjson: ["resource", key, {events, ...}] lines hold the per-event timelines.
-    const resources = fs.readFileSync(path.join(out, 'state.json'), 'utf8').trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as unknown[]).filter((r) => r[0] === 'resource');
-    expect(resources.reduce((n, r) => n + (r[2] as { events: unknown[] }).events.length, 0)).toBe(0);
-    // vm1's open interval lives on in its checkpoint; a too-late stop is reported, not applied.
-    await bucket.put([w.stop('vm1', T0 + 6 * HOUR)]);
+    // The state file is ndjson: one ["entry", record] line per entry id, the kept copy with its location.
+    const entries = fs.readFileSync(path.join(out, 'state.json'), 'utf8').trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as unknown[]).filter((r) => r[0] === 'entry');
+    expect(entries).toHaveLength(6);
+    // A stop older than the horizon still ends its interval; a start that old is too late.
+    await bucket.put([w.stop('vm1', T0 + 6 * HOUR), w.start('vm3', T0 + 6 * HOUR)]);
     const late = await rollup(bucket, out, T0 + 9 * HOUR, { graceMs: 0, retainMs: HOUR });
     expect(late.report.too_late_entries.count).toBe(1);
-    expect(late.intervals.find((i) => i.resource_id === 'vm1' && i.end === null)).toBeDefined();
+    expect(late.report.too_late_entries.items[0]!.id).not.toBe(undefined);
+    expect(late.intervals.filter((i) => i.resource_id === 'vm1').map((i) => [i.start, i.end])).toEqual([
+      [at(T0), at(T0 + 2 * HOUR)],
+      [at(T0 + 5 * HOUR), at(T0 + 6 * HOUR)],
+    ]);
+    expect(late.intervals.some((i) => i.resource_id === 'vm3')).toBe(false);
+    expect(late.revisions.map((r) => [r.resource_id, r.hour, r.ms, r.previous_ms])).toEqual([
+      ['vm1', at(T0 + 6 * HOUR), 0, HOUR],
+      ['vm1', at(T0 + 7 * HOUR), 0, HOUR],
+      ['vm1', at(T0 + 8 * HOUR), 0, HOUR],
+    ]);
+  });
+
+  it('migrates a state file of rules v1 (version 2): keeps what was published, re-reads every object, revises what changed', async () => {
+    const { bucket, out } = setup();
+    const a = new TestWriter('node-a', 'w-z');
+    const b = new TestWriter('node-b', 'w-a');
+    await bucket.put([a.start('vm1', T0), a.stop('vm1', T0 + HOUR)]);
+    await bucket.put([b.start('vm1', T0 + HOUR)]);
+    await bucket.progress('node-a', T0 + 3 * HOUR, T0 + 3 * HOUR);
+    await bucket.progress('node-b', T0 + 3 * HOUR, T0 + 3 * HOUR);
+    // What rules v1 published: vm1 on node-a for the first hour only (B's start was taken for a duplicate).
+    // The row key of hourly-rollup.ts: tab-separated, numbers prefixed by their digit count.
+    const ord = (n: number) => String(String(n).length).padStart(2, '0') + String(n);
+    const key = (hour: number, node: string) => [ord(hour), 'vm.compute', 'vm1', node, '\ncloud-hypervisor', ord(2), ord(4 * 1024 ** 3), ord(20 * 1024 ** 3)].join('\t');
+    const v2 = [
+      { v: 2, source: bucket.dir, watermark: T0 + 3 * HOUR, horizon: T0 - 4 * 24 * HOUR, totals: {}, findings: {} },
+      ['object', 'ledger/old-name-that-no-longer-matters', { entries: 3, invalid: 0 }],
+      ['published', key(T0, 'node-a'), HOUR],
+      ['end', 2],
+    ];
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, 'state.json'), v2.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const res = await rollup(bucket, out, T0 + 3 * HOUR, { graceMs: 0 });
+    expect(res.run.objects_read).toBe(2);
+    expect(res.report.late_entries.count).toBe(0);
+    const first = res.hourly.find((r) => r.hour === at(T0) && r.node === 'node-a')!;
+    expect(first).toMatchObject({ ms: HOUR, version: 1, revises: null });
+    // Hours 1 and 2 on node-b appear in hours already final: version 1 revising nothing (0).
+    expect(res.revisions.map((r) => [r.hour, r.node, r.ms, r.revises, r.previous_ms])).toEqual([
+      [at(T0 + HOUR), 'node-b', HOUR, 0, 0],
+      [at(T0 + 2 * HOUR), 'node-b', HOUR, 0, 0],
+    ]);
+    const again = await rollup(bucket, out, T0 + 3 * HOUR, { graceMs: 0 });
+    expect(again.run.objects_read).toBe(0);
+    expect(again.revisions).toEqual([]);
   });
 
   it('a late event that lands before an already-closed interval re-plays the timeline (start moves earlier, a start becomes a duplicate)', async () => {
@@ -372,7 +418,7 @@ describe('consumer scenarios', () => {
     // Cut short after a complete line (no end line), or from an older version: refused too.
     fs.writeFileSync(stateFile, good.split('\n')[0] + '\n');
     await expect(rollup(bucket, out, T0)).rejects.toThrow(/cut short/);
-    fs.writeFileSync(stateFile, good.replace('"v":2', '"v":1'));
+    fs.writeFileSync(stateFile, good.replace('"v":3', '"v":1'));
     await expect(rollup(bucket, out, T0)).rejects.toThrow(/has version 1/);
     fs.writeFileSync(stateFile, good);
     await expect(rollup(bucket, out, T0)).resolves.toBeDefined();

@@ -1,7 +1,7 @@
-/** The intervals of the current state: frozen ones plus a replay of every retained timeline. */
-import { openInterval, runTimeline } from './resource-timeline.js';
-import type { ConsumerState } from './state-store.js';
-import { iso, type TimelineAnomaly, type UsageInterval } from './types.js';
+/** The intervals of the current state: every resource's billable events replayed through the machine. */
+import type { ResourceEvents } from './entry-verdicts.js';
+import { resourceTimeline } from './resource-timeline.js';
+import type { TimelineAnomaly, UsageInterval } from './types.js';
 import type { NodeStatus } from './watermark.js';
 
 function compareIntervals(a: UsageInterval, b: UsageInterval): number {
@@ -11,26 +11,14 @@ function compareIntervals(a: UsageInterval, b: UsageInterval): number {
   return 0;
 }
 
-/** Intervals of every retained resource; open ones of a stale node end at their last evidence. */
-export function deriveIntervals(state: ConsumerState, nodes: Map<string, NodeStatus>, now: number): { intervals: UsageInterval[]; anomalies: TimelineAnomaly[] } {
-  const intervals: UsageInterval[] = [...state.frozen_intervals];
-  const anomalies: TimelineAnomaly[] = [...state.frozen_anomalies];
-  for (const r of Object.values(state.resources)) {
-    const res = runTimeline(r.family, r.resource_id, r.base, r.events);
-    intervals.push(...res.closed);
-    anomalies.push(...res.anomalies);
-    const open = res.state.open;
-    if (!open) continue;
-    const iv = openInterval(r.family, r.resource_id, open);
-    const node = nodes.get(open.lastEvidenceNode);
-    if (node?.stale) {
-      // The node's last report vouches for everything it wrote before complete_through: no stop among them.
-      const vouched = node.complete_through !== null ? Math.min(Date.parse(node.complete_through), now) : -Infinity;
-      iv.end = iso(Math.max(open.lastEvidence, vouched));
-      iv.close_reason = 'stale-node';
-      iv.unconfirmed_end = true;
-    }
-    intervals.push(iv);
+/** Intervals of every resource, sorted by family, resource, start; open ones of a stale node get their derived end. */
+export function deriveIntervals(resources: Iterable<ResourceEvents>, nodes: ReadonlyMap<string, NodeStatus>, now: number): { intervals: UsageInterval[]; anomalies: TimelineAnomaly[] } {
+  const intervals: UsageInterval[] = [];
+  const anomalies: TimelineAnomaly[] = [];
+  for (const r of resources) {
+    const res = resourceTimeline(r.family, r.resource_id, r.events, nodes, now);
+    for (const iv of res.intervals) intervals.push(iv);
+    for (const a of res.anomalies) anomalies.push(a);
   }
   intervals.sort(compareIntervals);
   return { intervals, anomalies };

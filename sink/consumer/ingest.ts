@@ -1,92 +1,103 @@
 /**
- * Folding the entries of one run into the state: de-duplication by id (and by writer + seq once an
- * id has been folded away), seq coverage, late and too-late entries, per-resource timelines.
+ * Folding the entries of one run into the state: one record per entry id. De-duplication is by
+ * `id` only, and the copy kept is the one with the smallest (object name, byte offset) among all
+ * copies ever read, so which copy wins does not depend on how the objects were split over runs
+ * (a later run that brings a winning copy changes the result, and the change is a revision).
  */
-import { describeKind, segmentCreatedAt, type Family, type LedgerEntry } from '../../src/index.js';
-import { INITIAL_STATE } from './resource-timeline.js';
-import { SeqTracker } from './seq-tracker.js';
+import { createHash } from 'node:crypto';
+import { describeKind, segmentCreatedAt, serializeEntry, type LedgerEntry } from '../../src/index.js';
 import type { ListedObject } from './source-reader.js';
-import { pushFinding, type ConsumerState, type EntryFinding } from './state-store.js';
-import { compareEvents, toTimelineEvent, type TimelineEvent } from './types.js';
 
-export const resourceKey = (family: Family, id: string): string => `${family}\u0000${id}`;
-
-function sameEvent(a: TimelineEvent, b: TimelineEvent): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** The kept copy of an entry, as the rules need it. */
+export interface KeptEntry {
+  id: string;
+  /** emitted_at, epoch ms */
+  t: number;
+  /** The node of the object it came from (its `node=` partition): the node it is billed on. */
+  node: string;
+  /** The entry's own `node` field (differs from `node` only in a mismatch). */
+  entry_node: string;
+  writer: string;
+  seq: number;
+  kind: LedgerEntry['kind'];
+  resource_id: string;
+  reason: LedgerEntry['reason'];
+  hypervisor: string | null;
+  cpu: number;
+  mem_bytes: number;
+  storage_bytes: number;
+  emitted_at: string;
+  /** Creation time of the segment holding the kept copy (from the object name), epoch ms. */
+  segment_created: number | null;
 }
 
-/** Folds the incoming entries of one run into the state (dedup, seq coverage, late/too-late). */
-export class Ingest {
-  readonly seq: SeqTracker;
-  private readonly byId = new Map<string, TimelineEvent>();
-  readonly dirty = new Set<string>();
-  entries = 0;
+/** Where the run that first saw an id stood: what decides "late" and "too late". */
+export interface Arrival {
+  /** The horizon in force (previous run's watermark - retain); null on a first run. */
+  horizon: number | null;
+  /** The previous run's watermark; null on a first run. */
+  watermark: number | null;
+}
 
-  constructor(
-    private readonly state: ConsumerState,
-    private readonly previousWatermark: number | null,
-    /** How far emitted_at may lie from its segment's creation time (see clock_skew_entries). */
-    private readonly maxSkewMs: number,
-  ) {
-    this.seq = new SeqTracker(state.writers);
-    for (const r of Object.values(state.resources)) for (const e of r.events) this.byId.set(e.id, e);
+/** Another copy of the id: where it is, and a digest of its content. */
+export type CopyRef = [object: string, offset: number, digest: string];
+
+export interface IdRecord {
+  e: KeptEntry;
+  /** Location of the kept copy. */
+  object: string;
+  offset: number;
+  digest: string;
+  arrival: Arrival;
+  /** Every other copy read (absent when there is none). */
+  copies?: CopyRef[];
+}
+
+const digestOf = (entry: LedgerEntry): string => createHash('md5').update(serializeEntry(entry)).digest('base64').slice(0, 22);
+
+/** (object, offset) order: the rule that picks the kept copy. Object names are ASCII. */
+export function locationBefore(aObject: string, aOffset: number, bObject: string, bOffset: number): boolean {
+  return aObject < bObject || (aObject === bObject && aOffset < bOffset);
+}
+
+function keptEntry(entry: LedgerEntry, object: ListedObject): KeptEntry {
+  const info = describeKind(entry.kind)!;
+  return {
+    id: entry.id,
+    t: Date.parse(entry.emitted_at),
+    node: object.parsed.node,
+    entry_node: entry.node,
+    writer: entry.writer,
+    seq: entry.seq,
+    kind: entry.kind,
+    resource_id: (info.idField === 'vm_id' ? entry.vm_id : entry.snapshot_id)!,
+    reason: entry.reason,
+    hypervisor: entry.hypervisor ?? null,
+    cpu: entry.shape.cpu,
+    mem_bytes: entry.shape.mem_bytes,
+    storage_bytes: entry.shape.storage_bytes,
+    emitted_at: entry.emitted_at,
+    segment_created: segmentCreatedAt(object.parsed.segment) ?? null,
+  };
+}
+
+/** Adds one copy of an entry read at (object, offset) in a run that stands at `arrival`. */
+export function addCopy(records: Map<string, IdRecord>, entry: LedgerEntry, object: ListedObject, offset: number, arrival: Arrival): void {
+  const digest = digestOf(entry);
+  const rec = records.get(entry.id);
+  if (rec === undefined) {
+    records.set(entry.id, { e: keptEntry(entry, object), object: object.name, offset, digest, arrival });
+    return;
   }
-
-  add(entry: LedgerEntry, object: ListedObject, offset: number): void {
-    const s = this.state;
-    s.totals.entries_read++;
-    this.entries++;
-    const ev = toTimelineEvent(entry);
-    const finding = (): EntryFinding => ({ object: object.name, offset, id: entry.id, node: entry.node, emitted_at: entry.emitted_at });
-    const seen = this.byId.get(ev.id);
-    if (seen) {
-      s.totals.duplicates++;
-      if (!sameEvent(seen, ev)) {
-        s.totals.conflicting_duplicates++;
-        pushFinding(s.findings.conflicting_duplicates, finding());
-      }
-      return;
-    }
-    if (this.seq.has(ev.writer, ev.seq)) {
-      // Same writer and seq as an entry seen before: its id left the dedup window with its timeline.
-      s.totals.duplicates++;
-      return;
-    }
-    this.seq.add(ev.writer, ev.node, ev.seq);
-    if (entry.node !== object.parsed.node) {
-      s.totals.node_mismatches++;
-      pushFinding(s.findings.node_mismatches, finding());
-    }
-    // An entry stamped far from when its segment was created came from a broken clock (an RTC reset
-    // to its epoch, seconds taken for milliseconds): billing it would open an interval decades long
-    // or years ahead. The segment's creation time is fixed by the object's name, so the verdict is
-    // the same in every run. Reported, never billed.
-    const created = segmentCreatedAt(object.parsed.segment);
-    if (created !== undefined && Math.abs(ev.t - created) > this.maxSkewMs) {
-      s.totals.clock_skew_entries = (s.totals.clock_skew_entries ?? 0) + 1;
-      pushFinding((s.findings.clock_skew_entries ??= []), finding());
-      return;
-    }
-    if (s.horizon !== null && ev.t < s.horizon) {
-      // Its resource's timeline before the horizon is folded; replaying it is no longer possible.
-      s.totals.too_late_entries++;
-      pushFinding(s.findings.too_late_entries, finding());
-      return;
-    }
-    if (this.previousWatermark !== null && ev.t < this.previousWatermark) {
-      s.totals.late_entries++;
-      pushFinding(s.findings.late_entries, finding());
-    }
-    const info = describeKind(ev.kind)!;
-    const rid = (info.idField === 'vm_id' ? entry.vm_id : entry.snapshot_id)!;
-    const key = resourceKey(info.family, rid);
-    const r = (s.resources[key] ??= { family: info.family, resource_id: rid, base: INITIAL_STATE, events: [] });
-    r.events.push(ev);
-    this.byId.set(ev.id, ev);
-    this.dirty.add(key);
-  }
-
-  sortDirty(): void {
-    for (const key of this.dirty) this.state.resources[key]!.events.sort(compareEvents);
+  const copies = (rec.copies ??= []);
+  if (locationBefore(object.name, offset, rec.object, rec.offset)) {
+    // The new copy wins: the old kept copy becomes just another copy. The id's arrival stays the first run's.
+    copies.push([rec.object, rec.offset, rec.digest]);
+    rec.e = keptEntry(entry, object);
+    rec.object = object.name;
+    rec.offset = offset;
+    rec.digest = digest;
+  } else {
+    copies.push([object.name, offset, digest]);
   }
 }

@@ -28,18 +28,23 @@ export interface RollupReport {
   stale_after_ms: number;
   retain_ms: number;
   max_skew_ms: number;
-  /** Events before it are folded into checkpoints; one arriving later is a too-late entry. */
+  /** watermark - retain: a start or baseline arriving later with emitted_at before it is too late. */
   horizon: string | null;
-  nodes: NodeStatus[];
+  nodes: ReportedNode[];
   objects: { ledger_read: number; quarantine_read: number; bad: BadObject[]; unknown: string[] };
   entries_read: number;
   duplicates: number;
+  /** Copies of an id whose content differs from the kept copy (the one at the smallest object, offset). */
   conflicting_duplicates: Counted<EntryFinding>;
+  /** Entries with a (writer, seq) that an entry of another id has too (both billed). */
+  seq_conflicts: Counted<EntryFinding>;
   invalid_lines: Counted<InvalidLineFinding>;
   quarantined_lines: number;
   orphan_stops: Counted<TimelineAnomaly>;
   duplicate_starts: Counted<TimelineAnomaly>;
   duplicate_stops: Counted<TimelineAnomaly>;
+  /** Stops from the node a resource was handed off from, after the handoff: expected, ignored. */
+  handoff_stops: Counted<TimelineAnomaly>;
   seq_gaps: { writers: number; missing: number; items: SeqGap[] };
   stale_intervals: Counted<Pick<UsageInterval, 'family' | 'resource_id' | 'node' | 'start' | 'end'>>;
   late_entries: Counted<EntryFinding>;
@@ -50,6 +55,13 @@ export interface RollupReport {
   intervals: { total: number; open: number; unconfirmed_end: number };
   hourly_rows: { total: number; final: number; provisional: number };
   revisions: number;
+}
+
+/** A node as report.json shows it (the trusted time as ISO `updated_at`). */
+export type ReportedNode = Omit<NodeStatus, 'trusted_complete_through'>;
+
+export function reportedNode({ trusted_complete_through: _, ...shown }: NodeStatus): ReportedNode {
+  return shown;
 }
 
 const CAP = 1000;

@@ -13,19 +13,18 @@ import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { LocalDirDestination } from '../destinations/local-dir.js';
 import { openDestination } from '../destinations/open.js';
-import type { NodeProgress } from '../layout.js';
 import { writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
 import { hourlyTotals } from './hourly-rollup.js';
-import { anomaliesOf, counted, type BadObject, type RollupReport } from './report.js';
+import { anomaliesOf, counted, reportedNode, type BadObject, type RollupReport } from './report.js';
 import { publish } from './revisions.js';
 import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ObjectRead } from './source-reader.js';
 import { acquireStateLock } from './state-lock.js';
 import { emptyState, loadState, pushFinding, saveState } from './state-store.js';
 import { iso, type HourlyRow, type UsageInterval } from './types.js';
-import { computeWatermark } from './watermark.js';
-import { compact } from './compaction.js';
+import { computeWatermark, type NodeEvidence } from './watermark.js';
 import { deriveIntervals } from './derive-intervals.js';
-import { Ingest } from './ingest.js';
+import { judgeEntries } from './entry-verdicts.js';
+import { addCopy, type Arrival } from './ingest.js';
 
 export const DEFAULT_GRACE_MS = 5 * 60_000;
 export const DEFAULT_STALE_AFTER_MS = 6 * 3_600_000;
@@ -52,7 +51,7 @@ export interface RollupOptions {
   graceMs?: number;
   /** A node whose last report is older than this stops holding the watermark. Default 6 hours. */
   staleAfterMs?: number;
-  /** Timelines older than the watermark minus this are folded into checkpoints. Default 7 days. */
+  /** A start or baseline arriving with emitted_at before the last watermark minus this is too late (not billed). Default 7 days. */
   retainMs?: number;
   /**
    * An entry whose emitted_at is further than this from its segment's creation time is a broken
@@ -121,7 +120,10 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     const newQuarantine = listing.quarantine.filter((o) => state.quarantine[o.name] === undefined);
     const total = newLedger.length + newQuarantine.length;
     const bad: BadObject[] = [];
-    const ingest = new Ingest(state, previousWatermark, maxSkewMs);
+    // What this run stands on, for every id it sees first: decides "late" and "too late". A run that
+    // re-reads everything after a state migration only re-reads what was read before.
+    const arrival: Arrival = state.migrated_from !== undefined ? { horizon: null, watermark: null } : { horizon: state.horizon, watermark: previousWatermark };
+    let entriesThisRun = 0;
     let done = 0;
 
     // Fetch a window ahead, fold in name order: memory bounded by the window, result deterministic.
@@ -140,51 +142,58 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
         for (const rec of read.records) {
           if (rec.type === 'entry') {
             entries++;
-            ingest.add(rec.entry, object, rec.offset);
+            addCopy(state.entries, rec.entry, object, rec.offset, arrival);
           } else {
             invalid++;
-            state.totals.invalid_lines++;
-            pushFinding(state.findings.invalid_lines, { object: object.name, offset: rec.offset, length: rec.length, reason: rec.reason });
+            state.invalid_lines++;
+            pushFinding(state.invalid_findings, { object: object.name, offset: rec.offset, length: rec.length, reason: rec.reason });
           }
         }
+        entriesThisRun += entries;
         if (invalid > 0) log.warn({ object: object.name, invalid }, 'metering rollup: invalid lines skipped');
         state.objects[object.name] = { entries, invalid };
       }
-      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: ingest.entries });
+      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: entriesThisRun });
     }
     for (const object of newQuarantine) {
       const lines = await countQuarantineLines(destination, object.name);
       if (typeof lines === 'number') state.quarantine[object.name] = lines;
       else bad.push({ object: object.name, error: lines.error });
-      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: ingest.entries });
+      progress({ phase: 'read', objectsDone: ++done, objectsTotal: total, entries: entriesThisRun });
     }
-    ingest.sortDirty();
 
-    progress({ phase: 'compute', objectsDone: done, objectsTotal: total, entries: ingest.entries });
-    const progressByNode = new Map<string, NodeProgress | { error: string }>();
-    for (const [node, name] of listing.nodes) {
-      const p = await readNodeProgress(destination, name, node);
-      progressByNode.set(node, p.ok ? p.progress : { error: p.error });
-      if (!p.ok) bad.push({ object: name, error: p.error });
+    progress({ phase: 'compute', objectsDone: done, objectsTotal: total, entries: entriesThisRun });
+    const evidence = new Map<string, NodeEvidence>();
+    for (const [node, listed] of listing.nodes) {
+      const p = await readNodeProgress(destination, listed.name, node);
+      const ev: NodeEvidence = { listedUpdated: listed.updated, lastKnown: state.nodes[node] };
+      if (p.ok && listed.updated !== undefined) ev.read = { progress: p.progress, updated: listed.updated };
+      else ev.read = { error: p.ok ? 'the destination gives no time of its last write' : p.error };
+      if (!p.ok) bad.push({ object: listed.name, error: p.error });
+      evidence.set(node, ev);
     }
-    const nodesWithData = new Set(Object.values(state.writers).map((w) => w.node));
-    const wm = computeWatermark({ progress: progressByNode, nodesWithData, now, graceMs, staleAfterMs, previous: previousWatermark });
+    for (const [node, known] of Object.entries(state.nodes)) if (!evidence.has(node)) evidence.set(node, { lastKnown: known });
+    const verdicts = judgeEntries(state.entries.values(), maxSkewMs);
+    const nodesWithData = new Set(Object.values(verdicts.seq.writers).map((w) => w.node));
+    const wm = computeWatermark({ nodes: evidence, nodesWithData, now, graceMs, staleAfterMs, previous: previousWatermark });
+    state.nodes = Object.fromEntries(wm.known);
     const nodeStatus = new Map(wm.nodes.map((n) => [n.node, n]));
 
-    compact(state, wm.watermark - retainMs);
-    const { intervals, anomalies } = deriveIntervals(state, nodeStatus, now);
+    const { intervals, anomalies } = deriveIntervals(verdicts.resources.values(), nodeStatus, now);
     const totals = hourlyTotals(intervals, wm.watermark);
     const published = new Map(Object.entries(state.published));
     const pub = publish(totals, published, wm.watermark, previousWatermark);
     state.published = Object.fromEntries(published);
     state.revisions.push(...pub.revisions);
     state.watermark = wm.watermark;
+    state.horizon = wm.watermark - retainMs;
+    delete state.migrated_from;
 
     const lastSeq = (writer: string): number | undefined => {
-      const p = progressByNode.get(state.writers[writer]!.node);
-      return p && !('error' in p) ? p.writers?.[writer]?.last_seq : undefined;
+      const p = evidence.get(verdicts.seq.writers[writer]!.node)?.read;
+      return p && 'progress' in p ? p.progress.writers?.[writer]?.last_seq : undefined;
     };
-    const gaps = ingest.seq.gaps(lastSeq);
+    const gaps = verdicts.seq.gaps(lastSeq);
     const stale = intervals.filter((i) => i.unconfirmed_end).map(({ family, resource_id, node, start, end }) => ({ family, resource_id, node, start, end }));
     const report: RollupReport = {
       v: 1,
@@ -196,29 +205,31 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
       stale_after_ms: staleAfterMs,
       retain_ms: retainMs,
       max_skew_ms: maxSkewMs,
-      horizon: state.horizon === null ? null : iso(state.horizon),
-      nodes: wm.nodes,
+      horizon: iso(state.horizon),
+      nodes: wm.nodes.map(reportedNode),
       objects: { ledger_read: Object.keys(state.objects).length, quarantine_read: Object.keys(state.quarantine).length, bad, unknown: listing.unknown },
-      entries_read: state.totals.entries_read,
-      duplicates: state.totals.duplicates,
-      conflicting_duplicates: counted(state.findings.conflicting_duplicates, state.totals.conflicting_duplicates),
-      invalid_lines: counted(state.findings.invalid_lines, state.totals.invalid_lines),
+      entries_read: verdicts.entries_read,
+      duplicates: verdicts.duplicates,
+      conflicting_duplicates: counted(verdicts.conflicting_duplicates),
+      seq_conflicts: counted(verdicts.seq_conflicts),
+      invalid_lines: counted(state.invalid_findings, state.invalid_lines),
       quarantined_lines: Object.values(state.quarantine).reduce((a, b) => a + b, 0),
       orphan_stops: anomaliesOf(anomalies, 'orphan_stop'),
       duplicate_starts: anomaliesOf(anomalies, 'duplicate_start'),
       duplicate_stops: anomaliesOf(anomalies, 'duplicate_stop'),
+      handoff_stops: anomaliesOf(anomalies, 'handoff_stop'),
       seq_gaps: { writers: gaps.length, missing: gaps.reduce((n, g) => n + g.count, 0), items: gaps.slice(0, 1000) },
       stale_intervals: counted(stale),
-      late_entries: counted(state.findings.late_entries, state.totals.late_entries),
-      too_late_entries: counted(state.findings.too_late_entries, state.totals.too_late_entries),
-      clock_skew_entries: counted(state.findings.clock_skew_entries ?? [], state.totals.clock_skew_entries ?? 0),
-      node_mismatches: counted(state.findings.node_mismatches, state.totals.node_mismatches),
+      late_entries: counted(verdicts.late_entries),
+      too_late_entries: counted(verdicts.too_late_entries),
+      clock_skew_entries: counted(verdicts.clock_skew_entries),
+      node_mismatches: counted(verdicts.node_mismatches),
       intervals: { total: intervals.length, open: intervals.filter((i) => i.end === null).length, unconfirmed_end: stale.length },
       hourly_rows: { total: pub.rows.length, final: pub.rows.filter((r) => r.final).length, provisional: pub.rows.filter((r) => !r.final).length },
       revisions: state.revisions.length,
     };
 
-    progress({ phase: 'write', objectsDone: done, objectsTotal: total, entries: ingest.entries });
+    progress({ phase: 'write', objectsDone: done, objectsTotal: total, entries: entriesThisRun });
     lock?.check();
     if (options.out) {
       await writeNdjsonAtomic(path.join(options.out, 'intervals.ndjson'), intervals);
@@ -229,7 +240,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     // State last: a crash before this line re-reads the same objects next time and publishes the same rows.
     lock?.check();
     if (stateFile) await saveState(stateFile, state);
-    const run: RunSummary = { objects_read: done, entries_read: ingest.entries, new_revisions: pub.revisions.length, watermark: report.watermark };
+    const run: RunSummary = { objects_read: done, entries_read: entriesThisRun, new_revisions: pub.revisions.length, watermark: report.watermark };
     log.info({ ...run, bad_objects: bad.length, intervals: intervals.length, hourly_rows: pub.rows.length }, 'metering rollup: done');
     return { intervals, hourly: pub.rows, revisions: pub.revisions, report, run };
   } finally {

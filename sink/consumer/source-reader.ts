@@ -17,8 +17,8 @@ export interface ListedObject {
 export interface SourceListing {
   ledger: ListedObject[];
   quarantine: ListedObject[];
-  /** Node progress objects: node id -> object name. */
-  nodes: Map<string, string>;
+  /** Node progress objects: node id -> object name and the destination's time of its last write. */
+  nodes: Map<string, { name: string; updated: number | undefined }>;
   /** Objects under the prefix that fit no known name (reported, not read). */
   unknown: string[];
 }
@@ -38,7 +38,7 @@ export async function listSource(destination: Destination, prefix: string): Prom
     if (info.name.startsWith(nodesDir)) {
       const m = NODE_FILE_RE.exec(info.name.slice(nodesDir.length));
       if (m) {
-        listing.nodes.set(m[1]!, info.name);
+        listing.nodes.set(m[1]!, { name: info.name, updated: info.updated });
         continue;
       }
     }

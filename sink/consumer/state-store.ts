@@ -1,6 +1,6 @@
 /**
- * The consumer's persistent state: what makes a run incremental (objects already read, the
- * per-resource timeline still able to change) and what makes it honest across runs (the watermark,
+ * The consumer's persistent state: what makes a run incremental (objects already read, one record
+ * per entry id with its kept copy) and what makes it honest across runs (the watermark,
  * which never moves back, and every final row as published, so a change becomes a revision).
  *
  * A state file that exists but cannot be read fails the run (fail closed, like multica's guard):
@@ -8,27 +8,21 @@
  */
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import type { Family } from '../../src/index.js';
 import { writeNdjsonAtomic } from '../atomic-file.js';
-import type { TimelineState } from './resource-timeline.js';
-import type { WriterCoverage } from './seq-tracker.js';
-import type { HourlyRow, LineLocation, TimelineAnomaly, TimelineEvent, UsageInterval } from './types.js';
+import type { IdRecord } from './ingest.js';
+import type { HourlyRow, LineLocation } from './types.js';
+import type { KnownProgress } from './watermark.js';
 
 /**
- * Version 2 is ndjson: a header line, one line per record, and an end line with the counts. Version 1
- * was one JSON document, which V8 cannot build or parse beyond 512 MiB (its string limit): a state of
- * about a million intervals could not be saved.
+ * Version 3 (billing rules v2) keeps one record per entry id, the full history: a stop may end an
+ * interval at any distance in the past, and the kept copy of an id may change when a later run
+ * brings a copy from an earlier location. Version 2 (rules v1) folded old events into checkpoints,
+ * so it cannot be carried over entry by entry: a v2 state is migrated by keeping what was published
+ * (watermark, published rows, revisions) and re-reading every object once (see loadState).
+ * Both are ndjson: a header line, one line per record, an end line with the record count, so the
+ * file is not bounded by V8's 512 MiB string limit.
  */
-export const STATE_VERSION = 2;
-
-/** One resource whose timeline can still change: a folded prefix (`base`) plus the events after it. */
-export interface ResourceRecord {
-  family: Family;
-  resource_id: string;
-  base: TimelineState;
-  /** Sorted by compareEvents; all at or after the state's horizon. */
-  events: TimelineEvent[];
-}
+export const STATE_VERSION = 3;
 
 /** A final row as last published. */
 export interface PublishedRow {
@@ -65,41 +59,28 @@ export interface ConsumerState {
   source: string;
   /** epoch ms; null before the first run. Never decreases. */
   watermark: number | null;
-  /** epoch ms: events before it were folded into `base`; an event arriving later before it is too late. */
+  /** epoch ms: watermark - retain of the last run; a start or baseline arriving later before it is too late. */
   horizon: number | null;
+  /**
+   * Set when this state was migrated from version 2: the next run re-reads every object, and what
+   * it reads is not "late" (it was read before, under the old rules).
+   */
+  migrated_from?: number;
   /** Ledger objects read: name -> valid entries and invalid lines in it. */
   objects: Record<string, { entries: number; invalid: number }>;
   /** Quarantine objects counted: name -> lines. */
   quarantine: Record<string, number>;
-  writers: Record<string, WriterCoverage>;
-  /** key: `${family}\u0000${resource_id}` */
-  resources: Record<string, ResourceRecord>;
-  /** Closed intervals folded out of `resources` (they can no longer change). */
-  frozen_intervals: UsageInterval[];
-  frozen_anomalies: TimelineAnomaly[];
+  /** One record per entry id ever read. */
+  entries: Map<string, IdRecord>;
+  /** Last usable progress of each node (fail closed when a later read fails). */
+  nodes: Record<string, KnownProgress>;
   /** Final hourly rows as published, by row key (`<hour ms>|<identity>`, see hourly-rollup.ts). */
   published: Record<string, PublishedValue>;
   /** Every revision ever emitted, in order (revisions.ndjson). */
   revisions: HourlyRow[];
-  totals: {
-    entries_read: number;
-    duplicates: number;
-    conflicting_duplicates: number;
-    late_entries: number;
-    too_late_entries: number;
-    /** Added after the first state version: absent in older state files. */
-    clock_skew_entries?: number;
-    invalid_lines: number;
-    node_mismatches: number;
-  };
-  findings: {
-    invalid_lines: InvalidLineFinding[];
-    late_entries: EntryFinding[];
-    too_late_entries: EntryFinding[];
-    clock_skew_entries?: EntryFinding[];
-    conflicting_duplicates: EntryFinding[];
-    node_mismatches: EntryFinding[];
-  };
+  /** Invalid lines are a property of an object, read once: cumulative. */
+  invalid_lines: number;
+  invalid_findings: InvalidLineFinding[];
 }
 
 export class StateFileError extends Error {
@@ -110,53 +91,37 @@ export class StateFileError extends Error {
 }
 
 export function emptyState(source: string): ConsumerState {
-  return {
-    v: STATE_VERSION,
-    source,
-    watermark: null,
-    horizon: null,
-    objects: {},
-    quarantine: {},
-    writers: {},
-    resources: {},
-    frozen_intervals: [],
-    frozen_anomalies: [],
-    published: {},
-    revisions: [],
-    totals: { entries_read: 0, duplicates: 0, conflicting_duplicates: 0, late_entries: 0, too_late_entries: 0, clock_skew_entries: 0, invalid_lines: 0, node_mismatches: 0 },
-    findings: { invalid_lines: [], late_entries: [], too_late_entries: [], clock_skew_entries: [], conflicting_duplicates: [], node_mismatches: [] },
-  };
+  return { v: STATE_VERSION, source, watermark: null, horizon: null, objects: {}, quarantine: {}, entries: new Map(), nodes: {}, published: {}, revisions: [], invalid_lines: 0, invalid_findings: [] };
 }
 
-type Header = Pick<ConsumerState, 'v' | 'source' | 'watermark' | 'horizon' | 'totals' | 'findings'>;
+type Header = Pick<ConsumerState, 'v' | 'source' | 'watermark' | 'horizon' | 'migrated_from' | 'invalid_lines' | 'invalid_findings'>;
 
 /** One line of the state file after the header: a tag, then the record. */
 type StateLine =
   | ['object', string, ConsumerState['objects'][string]]
   | ['quarantine', string, number]
-  | ['writer', string, WriterCoverage]
-  | ['resource', string, ResourceRecord]
-  | ['frozen_interval', UsageInterval]
-  | ['frozen_anomaly', TimelineAnomaly]
+  | ['entry', IdRecord]
+  | ['node', string, KnownProgress]
   | ['published', string, PublishedValue]
   | ['revision', HourlyRow]
   | ['end', number];
 
 function* stateLines(state: ConsumerState): Generator<Header | StateLine> {
-  const { v, source, watermark, horizon, totals, findings } = state;
-  yield { v, source, watermark, horizon, totals, findings };
+  const { v, source, watermark, horizon, migrated_from, invalid_lines, invalid_findings } = state;
+  yield { v, source, watermark, horizon, ...(migrated_from === undefined ? {} : { migrated_from }), invalid_lines, invalid_findings };
   let n = 0;
   for (const [k, o] of Object.entries(state.objects)) yield (n++, ['object', k, o]);
   for (const [k, q] of Object.entries(state.quarantine)) yield (n++, ['quarantine', k, q]);
-  for (const [k, w] of Object.entries(state.writers)) yield (n++, ['writer', k, w]);
-  for (const [k, r] of Object.entries(state.resources)) yield (n++, ['resource', k, r]);
-  for (const i of state.frozen_intervals) yield (n++, ['frozen_interval', i]);
-  for (const a of state.frozen_anomalies) yield (n++, ['frozen_anomaly', a]);
+  for (const r of state.entries.values()) yield (n++, ['entry', r]);
+  for (const [k, p] of Object.entries(state.nodes)) yield (n++, ['node', k, p]);
   for (const [k, p] of Object.entries(state.published)) yield (n++, ['published', k, p]);
   for (const r of state.revisions) yield (n++, ['revision', r]);
   // The count lets a reader tell a complete file from a cut one.
   yield ['end', n];
 }
+
+/** Version 2's lines that survive a migration: what was published. */
+const V2_KEPT = new Set(['published', 'revision', 'end']);
 
 /** Loads the state, or a fresh one if the file does not exist. Throws StateFileError for anything unusable. */
 export async function loadState(file: string, source: string): Promise<ConsumerState> {
@@ -169,6 +134,7 @@ export async function loadState(file: string, source: string): Promise<ConsumerS
   const broken = (why: string): StateFileError =>
     new StateFileError(`state file ${file} ${why}; restore it from a backup, or move it away to rebuild from scratch (published rows would be re-published as version 1)`);
   let state: ConsumerState | undefined;
+  let migrating = false;
   let records = 0;
   let ended = false;
   let lineNo = 0;
@@ -184,23 +150,31 @@ export async function loadState(file: string, source: string): Promise<ConsumerS
         throw broken(`is not valid JSON at line ${lineNo} (${(err as Error).message})`);
       }
       if (!state) {
-        const h = value as Partial<Header> | null;
-        if (typeof h !== 'object' || h === null || h.v !== STATE_VERSION) {
-          throw new StateFileError(`state file ${file} has version ${JSON.stringify(h?.v)}; this consumer understands version ${STATE_VERSION}`);
+        const h = value as (Omit<Partial<Header>, 'v'> & { v?: unknown }) | null;
+        if (typeof h !== 'object' || h === null || (h.v !== STATE_VERSION && h.v !== 2)) {
+          throw new StateFileError(`state file ${file} has version ${JSON.stringify(h?.v)}; this consumer understands versions 2 and ${STATE_VERSION}`);
         }
         if (h.source !== source) throw new StateFileError(`state file ${file} belongs to source ${h.source}, not ${source}; use a separate --state (or --out) per source`);
-        state = { ...emptyState(source), ...(h as Header) };
+        if (h.v === 2) {
+          // Rules v1 folded old events away: keep what was published, re-read every object under v2.
+          migrating = true;
+          state = { ...emptyState(source), watermark: typeof h.watermark === 'number' ? h.watermark : null, migrated_from: 2 };
+        } else {
+          state = { ...emptyState(source), ...(h as Header) };
+        }
         continue;
       }
       if (ended) throw broken(`has lines after its end (line ${lineNo})`);
       const rec = value as StateLine;
+      if (migrating && !V2_KEPT.has(rec[0])) {
+        records++;
+        continue;
+      }
       switch (rec[0]) {
         case 'object': state.objects[rec[1]] = rec[2]; break;
         case 'quarantine': state.quarantine[rec[1]] = rec[2]; break;
-        case 'writer': state.writers[rec[1]] = rec[2]; break;
-        case 'resource': state.resources[rec[1]] = rec[2]; break;
-        case 'frozen_interval': state.frozen_intervals.push(rec[1]); break;
-        case 'frozen_anomaly': state.frozen_anomalies.push(rec[1]); break;
+        case 'entry': state.entries.set(rec[1].e.id, rec[1]); break;
+        case 'node': state.nodes[rec[1]] = rec[2]; break;
         case 'published': state.published[rec[1]] = rec[2]; break;
         case 'revision': state.revisions.push(rec[1]); break;
         case 'end':

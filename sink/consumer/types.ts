@@ -1,5 +1,6 @@
 /** Shapes shared by the consumer's steps: what comes out of the rollup (intervals, hourly rows). */
-import type { Family, LedgerEntry, Reason } from '../../src/index.js';
+import type { Family, Reason } from '../../src/index.js';
+import type { FoldAnomalyType } from './timeline-fold.js';
 
 /** Where a line came from: the object name and the byte offset of the line inside it. */
 export interface LineLocation {
@@ -11,22 +12,23 @@ export interface LineLocation {
 export interface UsageInterval {
   family: Family;
   resource_id: string;
-  /** Node of the event that opened the interval (billed there). */
+  /** Node (object partition) of the event that opened the interval: billed there. */
   node: string;
   hypervisor: string | null;
   shape: { cpu: number; mem_bytes: number; storage_bytes: number };
   /** ISO time of the opening event. */
   start: string;
-  /** ISO time of the closing stop, of the last evidence (unconfirmed_end), or null while open. */
+  /** ISO time of the closing stop or handoff, the derived end (unconfirmed_end), or null while open. */
   end: string | null;
   open_reason: Reason;
-  /** The stop's reason, "stale-node" for an unconfirmed end, null while open. */
-  close_reason: Reason | 'stale-node' | null;
+  /** The stop's reason, "handoff" (taken over by another node), "stale-node" (unconfirmed end), null while open. */
+  close_reason: Reason | 'handoff' | 'stale-node' | null;
   /** Opened by a `*.running` baseline, not by a start. */
   baseline: boolean;
   /** Ended at the last evidence because its node went silent: a bounded overbill, not a seen stop. */
   unconfirmed_end: boolean;
   start_event_id: string;
+  /** The stop that closed it, or the start/baseline of the node that took it over; null otherwise. */
   end_event_id: string | null;
 }
 
@@ -53,54 +55,15 @@ export interface HourlyRow {
   previous_ms: number | null;
 }
 
-/** Minimal event data the timeline needs (kept in state for resources whose timeline can change). */
-export interface TimelineEvent {
-  id: string;
-  /** epoch ms of emitted_at */
-  t: number;
-  writer: string;
-  seq: number;
-  node: string;
-  kind: LedgerEntry['kind'];
-  reason: Reason;
-  hypervisor: string | null;
-  cpu: number;
-  mem_bytes: number;
-  storage_bytes: number;
-}
-
 /** An anomaly the timeline found: reported, never billed. */
 export interface TimelineAnomaly {
-  type: 'duplicate_start' | 'duplicate_stop' | 'orphan_stop';
+  type: FoldAnomalyType;
   family: Family;
   resource_id: string;
   event_id: string;
+  /** The node (object partition) the event came from. */
   node: string;
   emitted_at: string;
-}
-
-export function toTimelineEvent(e: LedgerEntry): TimelineEvent {
-  return {
-    id: e.id,
-    t: Date.parse(e.emitted_at),
-    writer: e.writer,
-    seq: e.seq,
-    node: e.node,
-    kind: e.kind,
-    reason: e.reason,
-    hypervisor: e.hypervisor ?? null,
-    cpu: e.shape.cpu,
-    mem_bytes: e.shape.mem_bytes,
-    storage_bytes: e.shape.storage_bytes,
-  };
-}
-
-/** The total order of one resource's events: emitted_at, then writer, then seq (then id, for corrupt twins). */
-export function compareEvents(a: TimelineEvent, b: TimelineEvent): number {
-  if (a.t !== b.t) return a.t - b.t;
-  if (a.writer !== b.writer) return a.writer < b.writer ? -1 : 1;
-  if (a.seq !== b.seq) return a.seq - b.seq;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 export const HOUR_MS = 3_600_000;

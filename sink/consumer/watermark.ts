@@ -1,31 +1,61 @@
 /**
  * The completeness watermark. Each node's shipper says what it has shipped through
  * (`complete_through`); the global watermark is the minimum over live nodes minus a grace period,
- * never later than the consumer's own clock minus the grace (one trusted clock, like multica's
- * `now() - 5 minutes`), and it never moves back: what was published final stays final.
+ * never later than the consumer's own clock minus the grace, and it never moves back: what was
+ * published final stays final.
  *
- * A node is stale when its last report (`reported_at`) is older than `staleAfterMs` by the
- * consumer's clock; a stale node, or one with data but no usable progress object, stops holding
- * the watermark back.
+ * One trusted clock (seeds/001): a node's own clock says when it wrote its report (`reported_at`),
+ * but a node whose clock runs days ahead would never go stale. What is trusted instead is the
+ * destination's own timestamp of the progress object's last write (GCS `updated`, a file's mtime):
+ * the node is stale when the consumer's clock minus that timestamp exceeds stale-after, and its
+ * complete_through counts at most up to that timestamp (a node cannot vouch for the future).
+ *
+ * Fail closed on read errors: a progress object that is listed but cannot be read in this run
+ * keeps the node's last known complete_through (kept in state); with none known it vouches for nothing (the
+ * epoch) and the watermark stays where it is. Only no progress object at all, or real silence, makes a node stale.
  */
 import type { NodeProgress } from '../layout.js';
 import { iso } from './types.js';
 
 export interface NodeStatus {
   node: string;
+  /** What the node's own clock said when it wrote its report: shown, never trusted. */
   reported_at: string | null;
+  /** As the node reported it. */
   complete_through: string | null;
+  /** The destination's timestamp of the node's last progress write (the trusted clock), ISO. */
+  updated_at: string | null;
   backlog_bytes: number | null;
-  /** Silent longer than stale-after (or never reported): its open intervals end at the last evidence. */
+  /** Silent longer than stale-after by the trusted clock (or never reported): its open intervals end. */
   stale: boolean;
-  /** This node's complete_through is the minimum that set the watermark. */
+  /** This node's trusted complete_through is the minimum that set the watermark. */
   holds_watermark: boolean;
-  /** Why the progress object could not be used, if it could not. */
+  /** Why this run could not use the progress object, if it could not. */
   progress_error: string | null;
+  /** epoch ms: min(complete_through, updated); null when nothing is known. Not in report.json. */
+  trusted_complete_through: number | null;
+}
+
+/** What a run knows of a node's progress: this run's read, or the last known one kept in state. */
+export interface KnownProgress {
+  reported_at: string;
+  complete_through: string;
+  backlog_bytes: number | null;
+  /** epoch ms, the destination's timestamp of the write that carried it. */
+  updated: number;
+}
+
+export interface NodeEvidence {
+  /** The progress object as listed now: its destination timestamp (undefined if not listed). */
+  listedUpdated?: number | undefined;
+  /** This run's read (undefined: not listed; `error`: listed but unreadable or invalid). */
+  read?: { progress: NodeProgress; updated: number } | { error: string } | undefined;
+  /** The last usable progress seen by an earlier run. */
+  lastKnown?: KnownProgress | undefined;
 }
 
 export interface WatermarkInput {
-  progress: ReadonlyMap<string, NodeProgress | { error: string }>;
+  nodes: ReadonlyMap<string, NodeEvidence>;
   /** Nodes that have ledger data (a node can have data before its first progress report). */
   nodesWithData: Iterable<string>;
   now: number;
@@ -40,28 +70,51 @@ export interface WatermarkResult {
   /** What this run's evidence alone supports (may be behind `watermark` after a node came back). */
   computed: number;
   nodes: NodeStatus[];
+  /** Usable progress per node after this run, to keep in state. */
+  known: Map<string, KnownProgress>;
 }
 
 export function computeWatermark(input: WatermarkInput): WatermarkResult {
-  const names = new Set<string>([...input.progress.keys(), ...input.nodesWithData]);
+  const names = new Set<string>([...input.nodes.keys(), ...input.nodesWithData]);
   const nodes: NodeStatus[] = [];
+  const known = new Map<string, KnownProgress>();
   let minComplete = Infinity;
   for (const node of [...names].sort()) {
-    const p = input.progress.get(node);
-    if (!p || 'error' in p) {
-      nodes.push({ node, reported_at: null, complete_through: null, backlog_bytes: null, stale: true, holds_watermark: false, progress_error: p ? p.error : 'no progress object' });
-      continue;
+    const ev = input.nodes.get(node) ?? {};
+    const read = ev.read;
+    let current: KnownProgress | undefined;
+    let error: string | null = null;
+    if (read && 'progress' in read) {
+      const p = read.progress;
+      current = { reported_at: p.reported_at, complete_through: p.complete_through, backlog_bytes: typeof p.backlog_bytes === 'number' ? p.backlog_bytes : null, updated: read.updated };
+    } else {
+      error = read ? read.error : ev.lastKnown ? 'progress object no longer listed' : 'no progress object';
+      current = ev.lastKnown;
     }
-    const reported = Date.parse(p.reported_at);
-    const complete = Date.parse(p.complete_through);
-    const stale = input.now - reported > input.staleAfterMs;
-    if (!stale) minComplete = Math.min(minComplete, complete);
-    nodes.push({ node, reported_at: iso(reported), complete_through: iso(complete), backlog_bytes: typeof p.backlog_bytes === 'number' ? p.backlog_bytes : null, stale, holds_watermark: false, progress_error: null });
+    if (current) known.set(node, current);
+    // A listed object shows the node alive even when its body could not be read this time.
+    const updated = ev.listedUpdated ?? current?.updated;
+    const listedButUnreadable = read !== undefined && !('progress' in read);
+    const stale = updated === undefined || (!listedButUnreadable && current === undefined) || input.now - updated > input.staleAfterMs;
+    const trusted = current ? Math.min(Date.parse(current.complete_through), current.updated) : null;
+    // Listed but never readable: it vouches for nothing yet (the epoch), so it holds the watermark back.
+    if (!stale) minComplete = Math.min(minComplete, trusted ?? 0);
+    nodes.push({
+      node,
+      reported_at: current ? iso(Date.parse(current.reported_at)) : null,
+      complete_through: current ? iso(Date.parse(current.complete_through)) : null,
+      updated_at: updated === undefined ? null : iso(updated),
+      backlog_bytes: current?.backlog_bytes ?? null,
+      stale,
+      holds_watermark: false,
+      progress_error: error,
+      trusted_complete_through: trusted,
+    });
   }
   const computed = Math.min(input.now, minComplete) - input.graceMs;
   for (const n of nodes) {
-    if (!n.stale && n.complete_through !== null && Date.parse(n.complete_through) === minComplete && minComplete < input.now) n.holds_watermark = true;
+    if (!n.stale && (n.trusted_complete_through ?? 0) === minComplete && minComplete < input.now) n.holds_watermark = true;
   }
   const watermark = input.previous === null ? computed : Math.max(input.previous, computed);
-  return { watermark, computed, nodes };
+  return { watermark, computed, nodes, known };
 }

@@ -12,6 +12,11 @@ export interface ObjectInfo {
   name: string;
   size: number;
   metadata: Record<string, string>;
+  /**
+   * When the object was last written, by the destination's own clock (GCS `updated`, a file's
+   * mtime), epoch ms. The consumer trusts it over any time a node writes into an object.
+   */
+  updated?: number;
 }
 
 export type PutIfAbsentResult = 'created' | 'exists';

@@ -288,7 +288,7 @@ export class GcsDestination implements Destination {
     await this.checkCredentials();
     try {
       const [meta] = await this.bucket.file(name).getMetadata();
-      return { name, size: Number(meta.size ?? 0), metadata: stringMetadata(meta.metadata) };
+      return { name, size: Number(meta.size ?? 0), metadata: stringMetadata(meta.metadata), ...updatedOf(meta.updated) };
     } catch (err) {
       if (await this.isMissingObject(err)) return undefined;
       throw this.translate(err, 'read metadata of', name, false);
@@ -307,7 +307,7 @@ export class GcsDestination implements Destination {
         throw this.translate(err, 'list', `${prefix}*`, true);
       }
       this.bucketVerified = true;
-      for (const f of files) yield { name: f.name, size: Number(f.metadata.size ?? 0), metadata: stringMetadata(f.metadata.metadata) };
+      for (const f of files) yield { name: f.name, size: Number(f.metadata.size ?? 0), metadata: stringMetadata(f.metadata.metadata), ...updatedOf(f.metadata.updated) };
       pageToken = next?.pageToken;
     } while (pageToken);
   }
@@ -382,4 +382,10 @@ export function parseGcsUrl(url: string): { bucket: string; prefix: string } {
 export async function gcsFromUrl(url: string, options: GcsDestinationOptions = {}): Promise<{ destination: Destination; prefix: string }> {
   const { bucket, prefix } = parseGcsUrl(url);
   return { destination: new GcsDestination(bucket, options), prefix };
+}
+
+/** GCS's own time of the object's last write (RFC 3339), as epoch ms; nothing when absent or unparsable. */
+function updatedOf(updated: unknown): { updated?: number } {
+  const ms = typeof updated === 'string' ? Date.parse(updated) : NaN;
+  return Number.isFinite(ms) ? { updated: ms } : {};
 }

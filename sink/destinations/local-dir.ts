@@ -159,7 +159,7 @@ export class LocalDirDestination implements Destination {
   async head(name: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fsp.stat(this.file(name));
-      return { name, size: st.size, metadata: await this.readMeta(name, st.ino) };
+      return { name, size: st.size, metadata: await this.readMeta(name, st.ino), updated: Math.floor(st.mtimeMs) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -170,7 +170,7 @@ export class LocalDirDestination implements Destination {
     // Walk only the deepest directory the prefix names, not the whole bucket.
     const slash = prefix.lastIndexOf('/');
     const baseDir = slash === -1 ? '' : prefix.slice(0, slash);
-    const names: { name: string; size: number; ino: number }[] = [];
+    const names: { name: string; size: number; ino: number; updated: number }[] = [];
     const walk = async (rel: string): Promise<void> => {
       let entries: fs.Dirent[];
       try {
@@ -186,13 +186,13 @@ export class LocalDirDestination implements Destination {
           if (childRel.startsWith(prefix) || prefix.startsWith(childRel + '/')) await walk(childRel);
         } else if (e.isFile() && childRel.startsWith(prefix)) {
           const st = await fsp.stat(path.join(this.root, ...childRel.split('/')));
-          names.push({ name: childRel, size: st.size, ino: st.ino });
+          names.push({ name: childRel, size: st.size, ino: st.ino, updated: Math.floor(st.mtimeMs) });
         }
       }
     };
     await walk(baseDir);
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const n of names) yield { name: n.name, size: n.size, metadata: await this.readMeta(n.name, n.ino) };
+    for (const n of names) yield { name: n.name, size: n.size, metadata: await this.readMeta(n.name, n.ino), updated: n.updated };
   }
 
   async delete(name: string): Promise<void> {

@@ -7,7 +7,7 @@ import { activeSegmentName, listSegments } from '../../src/index.js';
 import { PermanentDestinationError } from '../destinations/destination.js';
 import { nodeProgressName, type NodeProgress } from '../layout.js';
 import { sha256Hex, type Batch } from './batch.js';
-import { buildNodeProgress } from './node-progress.js';
+import { buildNodeProgress, notAfter } from './node-progress.js';
 import { emittedAtOf } from './oldest-unshipped.js';
 import { resolveOptions, type ResolvedShipperOptions, type ShipperOptions } from './options.js';
 import { applyRetention } from './retention.js';
@@ -366,6 +366,8 @@ export class Shipper {
 
   /** Moves complete_through forward (never back); true if it moved. */
   private advanceCompleteThrough(candidate: string | undefined): boolean {
+    // Capped by our clock, so a future-dated line cannot pin complete_through ahead (see notAfter).
+    if (candidate) candidate = notAfter(candidate, new Date());
     const cur = this.store.state.complete_through;
     if (!candidate || (cur && candidate <= cur)) return false;
     this.store.state.complete_through = candidate;

@@ -13,9 +13,16 @@ export function buildNodeProgress(node: string, state: ShipperState, backlogByte
     v: 1,
     node,
     reported_at: now.toISOString(),
-    // Unknown yet (nothing shipped, never drained): the epoch vouches for nothing.
-    complete_through: state.complete_through ?? lastShippedEmittedAt ?? new Date(0).toISOString(),
+    // Unknown yet (nothing shipped, never drained): the epoch vouches for nothing. Never beyond this
+    // shipper's own clock: a line stamped in the future (a typo'd year) must not vouch for hours to come.
+    complete_through: notAfter(state.complete_through ?? lastShippedEmittedAt ?? new Date(0).toISOString(), now),
     backlog_bytes: backlogBytes,
     writers: { ...state.writers },
   };
+}
+
+/** `iso`, or `now` if `iso` lies after it (ISO UTC strings of one format compare as times). */
+export function notAfter(iso: string, now: Date): string {
+  const clock = now.toISOString();
+  return iso > clock ? clock : iso;
 }

@@ -4,6 +4,7 @@
  * Entries are built with explicit writer/seq/time so scenarios can say exactly what happened.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { KINDS, REASONS, serializeEntry, ulid, type Kind, type LedgerEntry, type Reason } from 'metering-ledger';
 import { LocalDirDestination, nodeProgressName, objectName, type NodeProgress } from 'metering-ledger/sink';
@@ -91,7 +92,12 @@ export class TestBucket {
     return this.putBytes(node, opts.segment ?? this.segment(), Buffer.from(text), opts);
   }
 
-  async progress(node: string, completeThrough: number, reportedAt: number, writers: Record<string, number> = {}): Promise<void> {
+  /**
+   * Writes a node's progress object as its shipper would at `reportedAt` (the node's clock). The
+   * file's mtime, which the consumer trusts, is set to `writtenAt` (default: `reportedAt`, a node
+   * whose clock is right): pass another value to model a node whose clock is off.
+   */
+  async progress(node: string, completeThrough: number, reportedAt: number, writers: Record<string, number> = {}, opts: { writtenAt?: number } = {}): Promise<void> {
     const p: NodeProgress = {
       v: 1,
       node,
@@ -100,6 +106,9 @@ export class TestBucket {
       backlog_bytes: 0,
       writers: Object.fromEntries(Object.entries(writers).map(([w, s]) => [w, { last_seq: s, last_emitted_at: at(completeThrough) }])),
     };
-    await this.dest.put(nodeProgressName('', node), Buffer.from(JSON.stringify(p)));
+    const name = nodeProgressName('', node);
+    await this.dest.put(name, Buffer.from(JSON.stringify(p)));
+    const written = (opts.writtenAt ?? reportedAt) / 1000;
+    fs.utimesSync(path.join(this.dir, ...name.split('/')), written, written);
   }
 }
