@@ -97,7 +97,10 @@ export function twinRollup(runRollup: typeof RunRollup, runSqlRollup: typeof Run
   let comparisons = 0;
   const run = async (options: RollupOptions): Promise<RollupResult> => {
     const now = options.now ?? Date.now();
-    const opened = options.destination ?? (await (await import('metering-ledger/sink')).openDestination(options.source));
+    const sink = await import('metering-ledger/sink');
+    const opened = options.destination ?? (await sink.openDestination(options.source));
+    // A missing source directory is the consumer's own check (on its own LocalDirDestination).
+    if (opened.destination instanceof sink.LocalDirDestination && !fs.existsSync(opened.destination.root)) return runRollup({ ...options, now });
     const recording = new RecordingDestination(opened.destination);
     const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.json') : undefined);
     const fresh = stateFile !== undefined && !fs.existsSync(stateFile);
@@ -106,6 +109,9 @@ export function twinRollup(runRollup: typeof RunRollup, runSqlRollup: typeof Run
     if (stateFile) {
       const key = path.resolve(stateFile);
       twinState = twinStates.get(key);
+      // A state the twin did not see grow (written by hand, or migrated from an older version): its
+      // history is the TypeScript consumer's alone, so there is nothing to compare.
+      if (twinState === undefined && !fresh) return ts;
       if (twinState === undefined || fresh) {
         twinState = path.join(twinRoot.dir, `state-${twinStates.size + 1}-${comparisons}.duckdb`);
         twinStates.set(key, twinState);
