@@ -5,6 +5,7 @@ import { registerShip } from './commands/ship.js';
 import { registerStatus } from './commands/status.js';
 import { registerRollup } from './commands/rollup.js';
 import { registerUsage } from './commands/usage.js';
+import { registerSql } from './commands/sql.js';
 
 const program = new Command()
   .name('metering')
@@ -17,5 +18,6 @@ registerShip(program);
 registerStatus(program);
 registerRollup(program);
 registerUsage(program);
+registerSql(program);
 
 await program.parseAsync(process.argv);

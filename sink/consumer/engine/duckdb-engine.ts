@@ -35,6 +35,8 @@ const STATE_SCHEMA_VERSION = 1;
 export interface SqlRollupOptions extends RollupOptions {
   /** DuckDB `memory_limit` (e.g. `1GB`); beyond it DuckDB spills to its temp directory. */
   memoryLimit?: string;
+  /** DuckDB worker threads (default: DuckDB's, one per core). */
+  threads?: number;
 }
 
 type Row = Record<string, DuckDBValue>;
@@ -131,7 +133,8 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
     if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
       throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
     }
-    const config: Record<string, string> = { threads: '2' };
+    const config: Record<string, string> = {};
+    if (options.threads !== undefined) config.threads = String(options.threads);
     if (options.memoryLimit) config.memory_limit = options.memoryLimit;
     if (stateFile) config.temp_directory = `${stateFile}.tmp`;
     try {
