@@ -22,3 +22,4 @@ export { renderRules, renderTemplate, ruleFiles, tableName, DIALECTS } from './s
 export type { Dialect, RuleParams, RenderOptions, RenderedStatement } from './sql/render.js';
 export { renderSqlScript } from './sql/script.js';
 export { bigQueryFoldFunction } from './sql/fold-udf.js';
+export { registerMeteringFold } from './consumer/engine/duckdb-fold.js';
