@@ -8,11 +8,20 @@ export const DUCKDB_INSTALL_HINT = 'metering rollup needs @duckdb/node-api: npm 
 
 let loaded: Promise<DuckDbApi> | undefined;
 
-export function loadDuckDb(): Promise<DuckDbApi> {
-  loaded ??= import('@duckdb/node-api').catch((err: unknown) => {
-    loaded = undefined;
+/** Imports a module, turning "not installed" into the install hint (the specifier is a parameter for tests). */
+export async function importOptional<T>(specifier: string, hint: string): Promise<T> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(DUCKDB_INSTALL_HINT, { cause: err });
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(hint, { cause: err });
+    throw err;
+  }
+}
+
+export function loadDuckDb(): Promise<DuckDbApi> {
+  loaded ??= importOptional<DuckDbApi>('@duckdb/node-api', DUCKDB_INSTALL_HINT).catch((err: unknown) => {
+    loaded = undefined;
     throw err;
   });
   return loaded;
