@@ -416,7 +416,7 @@ describe('GCS test server on its own', () => {
       try {
         const dest2 = new GcsDestination('kept-bucket', { endpoint: second.url });
         expect((await dest2.get('a/b'))?.toString()).toBe('persisted');
-        expect(await dest2.head('a/b')).toEqual({ name: 'a/b', size: 9, metadata: { k: 'v' } });
+        expect(await dest2.head('a/b')).toEqual({ name: 'a/b', size: 9, metadata: { k: 'v' }, updated: expect.any(Number) });
         expect(await dest2.head('a/gone')).toBeUndefined();
         expect(await dest2.putIfAbsent('a/b', Buffer.from('again'))).toBe('exists');
       } finally {
