@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
 import { runRollup } from '../consumer/run-rollup.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, type ConsumerFlags } from './consumer-flags.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, validateConsumerFlags, type ConsumerFlags } from './consumer-flags.js';
 
 export function registerRollup(program: Command): void {
   const cmd = program
@@ -18,9 +18,14 @@ export function registerRollup(program: Command): void {
 }
 
 async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise<number> {
+  try {
+    validateConsumerFlags(flags);
+  } catch (err) {
+    return consumerErrorExit('rollup', err);
+  }
   const tty = process.stderr.isTTY ? ttyProgress() : undefined;
   try {
-    const logger = await cliLogger('metering-rollup');
+    const logger = cliLogger('metering-rollup');
     if (tty) logger.level = 'warn';
     const res = await runRollup({
       ...(await rollupOptionsFromFlags(flags)),
@@ -43,6 +48,6 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
     return 0;
   } catch (err) {
     tty?.done();
-    return consumerErrorExit(err);
+    return consumerErrorExit('rollup', err);
   }
 }

@@ -1,7 +1,10 @@
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
-import { openDestination } from '../destinations/open.js';
+import { loadGcs, openDestination } from '../destinations/open.js';
+import { OptionalPeerMissingError } from '../optional-peer.js';
+import { localPath, requireDirectory, UsageError } from './cli-error.js';
+import { EXIT_ERROR, EXIT_USAGE } from './exit-codes.js';
 import { parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { ShipperLockedError } from '../shipper/lock.js';
@@ -73,33 +76,54 @@ export function registerShip(program: Command): void {
       `
 Objects: <prefix>/ledger/node=<node>/dt=<YYYY-MM-DD>/<segment>.<start>-<end>.ndjson[.gz] (valid lines),
          <prefix>/quarantine/... (malformed lines, with source and offset), <prefix>/nodes/<node>.json (progress).
-Exit codes: 0 done/stopped cleanly, 1 error, ${EXIT_LOCKED} another shipper runs on this ledger directory.
-Logs: JSON on stderr (pretty on a terminal); level from METERING_LOG_LEVEL.`,
+Exit codes: 0 done/stopped cleanly, ${EXIT_ERROR} error, ${EXIT_USAGE} bad input (nothing was shipped), ${EXIT_LOCKED} another shipper runs on this ledger directory.
+Logs: pino JSON lines on stderr; on a terminal one readable line each. Level from METERING_LOG_LEVEL.`,
     )
     .action(async (flags: ShipFlags) => {
       process.exitCode = await runShip(flags);
     });
 }
 
+/** Refuses paths of the wrong kind before the shipper touches anything (exit 2). */
+function validateShipFlags(flags: ShipFlags, ledgerDir: string): void {
+  const hint = 'the ledger directory is where the recorder writes ledger.jsonl (its `dir`, or <METERING_DIR>/metering)';
+  requireDirectory('--ledger-dir', flags.ledgerDir ?? ledgerDir, ledgerDir, { mustExist: false, hint });
+  if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: '--state-dir is a directory for positions.json and status.json' });
+  const dest = localPath(flags.dest);
+  if (dest !== undefined) requireDirectory('--dest', flags.dest, dest, { mustExist: false, hint: 'a local destination is a bucket directory (created if missing)' });
+}
+
 async function runShip(flags: ShipFlags): Promise<number> {
-  const log = await cliLogger('metering-shipper');
+  const log = cliLogger('metering-shipper', { label: 'metering ship' });
+  const ledgerDir = resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {});
+  try {
+    validateShipFlags(flags, ledgerDir);
+  } catch (err) {
+    const e = err as UsageError;
+    log.error({ hint: e.hint, exit_code: EXIT_USAGE }, e.message);
+    return EXIT_USAGE;
+  }
   let dest: Awaited<ReturnType<typeof openDestination>>;
   try {
     if (flags.dest.startsWith('gs://')) {
       // The shipper retries forever with its own backoff (logged, counted, visible in status); the
       // client's extra silent retries would only stretch each failure to many seconds.
-      const { gcsFromUrl } = await import('../destinations/gcs.js');
+      const { gcsFromUrl } = await loadGcs();
       dest = await gcsFromUrl(flags.dest, { clientRetries: 0, ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
     } else {
       dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
     }
   } catch (err) {
-    log.error({ dest: flags.dest, err: (err as Error).message }, 'cannot open the destination');
-    return 1;
+    if (err instanceof OptionalPeerMissingError) {
+      log.error({ dest: flags.dest, hint: err.hint, exit_code: EXIT_USAGE }, err.message);
+      return EXIT_USAGE;
+    }
+    log.error({ dest: flags.dest, err: (err as Error).message, exit_code: EXIT_ERROR }, 'cannot open the destination');
+    return EXIT_ERROR;
   }
   const bar = new ProgressBar();
   const options: ShipperOptions = {
-    ledgerDir: resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {}),
+    ledgerDir,
     destination: dest.destination,
     prefix: dest.prefix,
     node: flags.node,
@@ -148,10 +172,11 @@ async function runShip(flags: ShipFlags): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ShipperLockedError) {
-      log.error({ ledgerDir: err.ledgerDir, pid: err.holderPid }, err.message);
+      // `holderPid`, not `pid`: pino already puts this process's own pid on every line.
+      log.error({ ledgerDir: err.ledgerDir, holderPid: err.holderPid, exit_code: EXIT_LOCKED }, err.message);
       return EXIT_LOCKED;
     }
-    log.error({ err: (err as Error).message }, 'shipper failed');
-    return 1;
+    log.error({ err: (err as Error).message, exit_code: EXIT_ERROR }, 'shipper failed');
+    return EXIT_ERROR;
   }
 }

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, timeFlag, type ConsumerFlags } from './consumer-flags.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, timeFlag, validateConsumerFlags, type ConsumerFlags } from './consumer-flags.js';
 
 interface UsageFlags extends ConsumerFlags {
   from?: Date;
@@ -34,9 +34,14 @@ export function registerUsage(program: Command): void {
 }
 
 async function runUsageCommand(flags: UsageFlags): Promise<number> {
+  try {
+    validateConsumerFlags(flags);
+  } catch (err) {
+    return consumerErrorExit('usage', err);
+  }
   const tty = process.stderr.isTTY ? ttyProgress() : undefined;
   try {
-    const logger = await cliLogger('metering-usage');
+    const logger = cliLogger('metering-usage');
     logger.level = tty ? 'warn' : logger.level;
     const res = await runRollup({
       ...(await rollupOptionsFromFlags(flags)),
@@ -57,6 +62,6 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
     return 0;
   } catch (err) {
     tty?.done();
-    return consumerErrorExit(err);
+    return consumerErrorExit('usage', err);
   }
 }
