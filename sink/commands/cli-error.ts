@@ -73,3 +73,9 @@ export function requireWritableFile(flag: string, value: string, options: { pare
   if (parent === 'file') throw new UsageError(`${flag} ${value}: ${path.dirname(value)} is a file, not a directory`);
   if (parent === 'missing' && !options.parentMayBeMissing) throw new UsageError(`${flag} ${value}: directory ${path.dirname(value)} does not exist`, 'create it first, or pick a path in an existing directory');
 }
+
+/** --metrics-file: node_exporter's textfile collector reads only *.prom files, from a directory that exists. */
+export function validateMetricsFile(file: string): void {
+  if (!file.endsWith('.prom')) throw new UsageError(`--metrics-file ${file} does not end in .prom`, "node_exporter's textfile collector reads only *.prom files, e.g. /var/lib/node_exporter/textfile/metering.prom");
+  requireWritableFile('--metrics-file', file);
+}

@@ -3,14 +3,16 @@ import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
 import { loadGcs, openDestination } from '../destinations/open.js';
 import { OptionalPeerMissingError } from '../optional-peer.js';
-import { localPath, requireDirectory, UsageError } from './cli-error.js';
+import { localPath, requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
 import { EXIT_ERROR, EXIT_USAGE } from './exit-codes.js';
 import { parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { ShipperLockedError } from '../shipper/lock.js';
-import { startMetricsServer } from '../shipper/metrics-server.js';
+import { createShipperMetrics, startMetricsServer } from '../shipper/metrics-server.js';
+import { writeMetricsFile } from '../metrics.js';
 import { ProgressBar } from '../shipper/progress-bar.js';
 import { shipOnce, startShipper, type ShipperOptions } from '../shipper/shipper.js';
+import type { ShipperStatus } from '../shipper/status.js';
 
 import { EXIT_LOCKED, flagParser as wrap } from './flag-parser.js';
 /** Milliseconds: a plain integer, or a duration with a unit (`2s`). */
@@ -38,6 +40,8 @@ interface ShipFlags {
   maxLineBytes: number;
   stateDir?: string;
   metricsPort?: number;
+  metricsHost: string;
+  metricsFile?: string;
   progressBar: boolean;
   sealQuietMs: number;
   retryBaseMs: number;
@@ -65,7 +69,9 @@ export function registerShip(program: Command): void {
     .addOption(new Option('--retention <duration>', 'delete sealed segments this long after their last write, once every byte is confirmed uploaded (e.g. 7d, 12h, 30m)').default(7 * 86_400_000, '7d').argParser(duration))
     .addOption(new Option('--max-line-bytes <size>', 'longer lines go to quarantine (head only)').default(64 * 1024, '64KiB').argParser(bytes))
     .option('--state-dir <dir>', 'where positions.json and status.json live (default: <ledger-dir>/.shipper)')
-    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (off by default)').argParser(port))
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics (off by default)').argParser(port))
+    .option('--metrics-host <host>', 'address the metrics endpoint listens on (0.0.0.0 or :: for a scraper on another machine)', '127.0.0.1')
+    .option('--metrics-file <file.prom>', 'with --once: write node-exporter textfile-collector metrics here (last success time, lines shipped, backlog, failed calls)')
     .option('--no-progress-bar', 'no progress bar on a terminal while draining a backlog')
     .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(2000).argParser(millis))
     .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(250).argParser(millis))
@@ -91,6 +97,10 @@ function validateShipFlags(flags: ShipFlags, ledgerDir: string): void {
   if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: '--state-dir is a directory for positions.json and status.json' });
   const dest = localPath(flags.dest);
   if (dest !== undefined) requireDirectory('--dest', flags.dest, dest, { mustExist: false, hint: 'a local destination is a bucket directory (created if missing)' });
+  if (flags.metricsFile !== undefined) {
+    if (!flags.once) throw new UsageError('--metrics-file is for `ship --once` (cron); a running shipper serves its metrics with --metrics-port', 'add --once, or use --metrics-port');
+    validateMetricsFile(flags.metricsFile);
+  }
 }
 
 async function runShip(flags: ShipFlags): Promise<number> {
@@ -122,9 +132,10 @@ async function runShip(flags: ShipFlags): Promise<number> {
     return EXIT_ERROR;
   }
   const bar = new ProgressBar();
+  const metrics = flags.metricsPort !== undefined || flags.metricsFile !== undefined ? createShipperMetrics({ defaultMetrics: flags.metricsPort !== undefined }) : undefined;
   const options: ShipperOptions = {
     ledgerDir,
-    destination: dest.destination,
+    destination: metrics ? metrics.instrument(dest.destination) : dest.destination,
     prefix: dest.prefix,
     node: flags.node,
     batchBytes: flags.batchBytes,
@@ -143,14 +154,32 @@ async function runShip(flags: ShipFlags): Promise<number> {
   try {
     if (flags.once) {
       // SIGTERM keeps its default here (exit at once): positions are saved after every object.
-      const { status } = await shipOnce(options);
+      let status: ShipperStatus;
+      try {
+        ({ status } = await shipOnce(options));
+      } catch (err) {
+        if (flags.metricsFile && metrics) await writeMetricsFile(flags.metricsFile, 'shipper', false, { failed_calls: { help: 'Destination calls that failed in the last run.', value: await metrics.failedCalls() } });
+        throw err;
+      }
       bar.end();
+      if (flags.metricsFile && metrics) {
+        const oldest = status.oldest_unshipped_at ? Date.parse(status.oldest_unshipped_at) : undefined;
+        await writeMetricsFile(flags.metricsFile, 'shipper', true, {
+          lines_shipped: { help: 'Valid ledger lines shipped by the last run.', value: status.counters.ledger_lines },
+          quarantined_lines: { help: 'Malformed lines shipped to quarantine by the last run.', value: status.counters.quarantined_lines },
+          objects_uploaded: { help: 'Objects created by the last run.', value: status.counters.objects_uploaded },
+          backlog_bytes: { help: 'Ledger bytes not yet shipped when the last run ended.', value: status.backlog_bytes },
+          oldest_unshipped_age_seconds: { help: 'Age of the oldest unshipped entry when the last run ended (0 when drained).', value: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000) },
+          failed_calls: { help: 'Destination calls that failed (and were retried) in the last run.', value: await metrics.failedCalls() },
+        });
+      }
       log.info({ shippedLines: status.counters.ledger_lines, quarantined: status.counters.quarantined_lines, objects: status.counters.objects_uploaded, backlogBytes: status.backlog_bytes }, 'shipper: drained');
       return 0;
     }
     const running = await startShipper(options);
-    const metrics = flags.metricsPort !== undefined ? await startMetricsServer(flags.metricsPort, running.status) : undefined;
-    if (metrics) log.info({ url: `http://127.0.0.1:${metrics.port}/metrics` }, 'shipper: metrics endpoint listening');
+    metrics?.setStatus(running.status);
+    const server = metrics && flags.metricsPort !== undefined ? await startMetricsServer(flags.metricsPort, metrics.registry, flags.metricsHost) : undefined;
+    if (server) log.info({ url: server.url }, 'shipper: metrics endpoint listening');
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
       signals++;
@@ -167,7 +196,7 @@ async function runShip(flags: ShipFlags): Promise<number> {
       await running.done;
     } finally {
       bar.end();
-      await metrics?.close();
+      await server?.close();
     }
     return 0;
   } catch (err) {
