@@ -56,7 +56,7 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
       process.stdout.write(formatUsageTable(table, res.report.watermark));
     }
     if (flags.html) {
-      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now }), { mode: 0o644 });
+      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows: res.hourly }), { mode: 0o644 });
       process.stderr.write(`wrote ${flags.html}\n`);
     }
     return 0;
