@@ -1,17 +1,26 @@
 #!/usr/bin/env node
 /** The `metering` command line. Each subcommand lives in sink/commands/<name>.ts. */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { registerShip } from './commands/ship.js';
 import { registerStatus } from './commands/status.js';
 import { registerRollup } from './commands/rollup.js';
 import { registerUsage } from './commands/usage.js';
 import { registerSql } from './commands/sql.js';
+import { reportError } from './commands/cli-error.js';
+import { EXIT_USAGE } from './commands/exit-codes.js';
+import { PACKAGE_VERSION } from './version.js';
 
 const program = new Command()
   .name('metering')
   .description('Ship metering ledgers to object storage and turn them into usage intervals and hourly rollups.')
-  .showHelpAfterError()
-  .enablePositionalOptions();
+  .version(PACKAGE_VERSION, '-V, --version', 'print the version and exit')
+  .enablePositionalOptions()
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 success, 1 failure while working, ${EXIT_USAGE} bad input (refused before anything was written),
+            3 another process holds the lock. Run \`metering <command> --help\` for a command's flags.`,
+  );
 
 // Subcommand registrations (one line each).
 registerShip(program);
@@ -19,5 +28,18 @@ registerStatus(program);
 registerRollup(program);
 registerUsage(program);
 registerSql(program);
+
+// Bad flags are reported like every other error (a readable line and a hint on a terminal, pino
+// JSON otherwise) and exit 2, commander's own wording kept as the message.
+for (const cmd of [program, ...program.commands]) {
+  // commander enforces required options but does not say so in --help.
+  for (const opt of cmd.options) if (opt.mandatory && !opt.description.startsWith('(required)')) opt.description = `(required) ${opt.description}`;
+  cmd.configureOutput({ outputError: () => {} }).exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(err.exitCode);
+    const name = cmd === program ? '' : cmd.name();
+    reportError(name, err.message.replace(/^error: /, ''), { hint: `see \`metering ${name ? `${name} ` : ''}--help\``, exitCode: EXIT_USAGE });
+    process.exit(EXIT_USAGE);
+  });
+}
 
 await program.parseAsync(process.argv);

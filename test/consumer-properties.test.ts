@@ -2,8 +2,11 @@
  * Invariants of the rollup over random event sets (fast-check):
  *  - hourly ms per resource equals the summed overlap of its intervals with what is billed;
  *  - input order and duplication (objects, lines) do not change the output;
- *  - splitting the input over any number of runs gives the same values as one run.
+ *  - splitting the input over any number of runs gives the same values as one run;
+ *  - with per-node clock offsets (up to ±5 s) and VMs migrating between nodes, every resource is
+ *    billed its true running time within the sum of the clock offsets of the events involved.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -168,4 +171,141 @@ function byKey(a: ReturnType<typeof values>[number], b: ReturnType<typeof values
   const ka = JSON.stringify([a.hour, a.family, a.resource_id, a.node, a.hypervisor ?? '', a.cpu, a.mem_bytes, a.storage_bytes]);
   const kb = JSON.stringify([b.hour, b.family, b.resource_id, b.node, b.hypervisor ?? '', b.cpu, b.mem_bytes, b.storage_bytes]);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+describe('consumer properties: migrations under clock offsets', () => {
+  const NODES = ['n1', 'n2', 'n3'] as const;
+  const vmArb = fc.record({
+    start: fc.integer({ min: 0, max: 4 * 60 }).map((m) => T0 + m * MIN),
+    // Each hop moves the VM to another node a few minutes later (stop on the old, start on the new, one `now`).
+    hops: fc.array(fc.record({ afterMin: fc.integer({ min: 1, max: 90 }), to: fc.constantFrom(...NODES) }), { maxLength: 4 }),
+    first: fc.constantFrom(...NODES),
+    runMin: fc.option(fc.integer({ min: 1, max: 120 }), { nil: undefined }),
+    writerTag: fc.constantFrom('a', 'm', 'z'),
+    dup: fc.boolean(),
+  });
+  const fleetArb = fc.record({
+    offsets: fc.tuple(fc.integer({ min: -5000, max: 5000 }), fc.integer({ min: -5000, max: 5000 }), fc.integer({ min: -5000, max: 5000 })),
+    vms: fc.array(vmArb, { minLength: 1, maxLength: 5 }),
+    runOf: fc.array(fc.nat({ max: 3 }), { minLength: 8, maxLength: 8 }),
+  });
+
+  it('bills every VM its true running time within the summed clock offsets of its events; a split over runs equals one run', async () => {
+    await fc.assert(
+      fc.asyncProperty(fleetArb, async ({ offsets, vms, runOf }) =>
+        withRoot(async (root) => {
+          const offset = (node: string): number => offsets[NODES.indexOf(node as (typeof NODES)[number])]!;
+          const writers = new Map<string, TestWriter>();
+          const writer = (node: string, tag: string): TestWriter => {
+            const k = `${node}/${tag}`;
+            if (!writers.has(k)) writers.set(k, new TestWriter(node, `${tag}-${node}`));
+            return writers.get(k)!;
+          };
+          const entries: LedgerEntry[] = [];
+          const truth = new Map<string, { ms: number; bound: number }>();
+          const end = T0 + 12 * HOUR;
+          vms.forEach((vm, i) => {
+            const id = `vm${i}`;
+            let node: string = vm.first;
+            let t = vm.start;
+            // Each event's offset can move one boundary: the bound is the sum over the events involved.
+            let bound = Math.abs(offset(node));
+            entries.push(writer(node, vm.writerTag).start(id, t + offset(node)));
+            for (const hop of vm.hops) {
+              if (hop.to === node) continue;
+              t += hop.afterMin * MIN;
+              entries.push(writer(node, vm.writerTag).stop(id, t + offset(node)));
+              bound += Math.abs(offset(node)) + Math.abs(offset(hop.to));
+              node = hop.to;
+              entries.push(writer(node, vm.writerTag === 'a' ? 'z' : 'a').start(id, t + offset(node)));
+            }
+            let stopAt = end;
+            if (vm.runMin !== undefined) {
+              stopAt = t + vm.runMin * MIN;
+              entries.push(writer(node, vm.writerTag).stop(id, stopAt + offset(node)));
+              bound += Math.abs(offset(node));
+            }
+            if (vm.dup) entries.push(entries[entries.length - 1]!);
+            truth.set(id, { ms: stopAt - vm.start, bound });
+          });
+          const progress = async (b: TestBucket) => {
+            for (const n of NODES) await b.progress(n, end, end);
+          };
+          const one = new TestBucket(path.join(root, 'one'));
+          await upload(one, entries);
+          await progress(one);
+          const single = await runRollup({ source: one.dir, now: end, graceMs: 0 });
+          expect(single.report.duplicate_starts.count).toBe(0);
+          expect(single.report.orphan_stops.count).toBe(0);
+          for (const [id, { ms, bound }] of truth) {
+            const billed = single.hourly.filter((r) => r.resource_id === id).reduce((n, r) => n + r.ms, 0);
+            expect(Math.abs(billed - ms), `${id}: billed ${billed}, true ${ms}, bound ${bound}`).toBeLessThanOrEqual(bound);
+          }
+          // The same entries over several runs, objects cut differently: the same intervals and values.
+          const many = new TestBucket(path.join(root, 'many'));
+          await progress(many);
+          let last: RollupResult | undefined;
+          for (let r = 0; r <= Math.max(...runOf); r++) {
+            await upload(many, entries.filter((_, i) => runOf[i % runOf.length] === r));
+            last = await runRollup({ source: many.dir, out: path.join(root, 'out-many'), now: end, graceMs: 0 });
+          }
+          expect(last!.intervals).toEqual(single.intervals);
+          expect(values(last!).filter((x) => x.ms > 0).sort(byKey)).toEqual(values(single).sort(byKey));
+        }),
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('conflicting copies of an id resolve to the copy at the smallest (object, offset), however the objects are split over runs', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, fc.array(fc.nat({ max: 29 }), { minLength: 1, maxLength: 6 }), fc.array(fc.nat({ max: 3 }), { minLength: 12, maxLength: 12 }), async (s, forgeIdx, runOf) =>
+        withRoot(async (root) => {
+          const entries = toEntries(s.events);
+          // Forged copies (same id, other shape) in their own objects: some sort before the originals.
+          const forged = forgeIdx.filter((i) => i < entries.length).map((i) => ({ ...entries[i]!, shape: { ...entries[i]!.shape, cpu: entries[i]!.shape.cpu + 10 } }));
+          const staging = new TestBucket(path.join(root, 'staging'));
+          await upload(staging, entries);
+          for (const [k, f] of forged.entries()) await staging.put([f], { segment: staging.segment(k % 2 === 0 ? T0 - HOUR : T0 + HOUR) });
+          const names = (await listNames(staging.dir)).filter((n) => n.startsWith('ledger/'));
+          const copyInto = (dir: string, which: string[]) => {
+            for (const n of which) {
+              fs.mkdirSync(path.dirname(path.join(dir, n)), { recursive: true });
+              fs.copyFileSync(path.join(staging.dir, n), path.join(dir, n));
+            }
+          };
+          const one = new TestBucket(path.join(root, 'one'));
+          copyInto(one.dir, names);
+          await progress(one, s.n1Complete, s.n2Stale);
+          const single = await runRollup({ source: one.dir, now: NOW, graceMs: s.graceMs });
+          const many = new TestBucket(path.join(root, 'many'));
+          await progress(many, s.n1Complete, s.n2Stale);
+          let last: RollupResult | undefined;
+          for (let r = 0; r <= Math.max(...runOf); r++) {
+            copyInto(many.dir, names.filter((_, i) => runOf[i % runOf.length] === r));
+            last = await runRollup({ source: many.dir, out: path.join(root, 'out-many'), now: NOW, graceMs: s.graceMs });
+          }
+          expect(last!.intervals).toEqual(single.intervals);
+          expect(values(last!).filter((x) => x.ms > 0).sort(byKey)).toEqual(values(single).filter((x) => x.ms > 0).sort(byKey));
+          expect(last!.report.conflicting_duplicates.count).toBe(single.report.conflicting_duplicates.count);
+          if (forged.length > 0) expect(single.report.conflicting_duplicates.count).toBeGreaterThan(0);
+        }),
+      ),
+      { numRuns: 10 },
+    );
+  });
+});
+
+async function listNames(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name.startsWith('.')) continue;
+      if (e.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
 }

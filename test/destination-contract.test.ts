@@ -5,7 +5,8 @@
  */
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GcsDestination, LocalDirDestination, type Destination, type ObjectInfo } from 'metering-ledger/sink';
+import { LocalDirDestination, type Destination, type ObjectInfo } from 'metering-ledger/sink';
+import { GcsDestination } from 'metering-ledger/sink/gcs';
 import { GcsTestServer, startGcsServer } from './support/gcs-server.js';
 import { tempDir } from './support/tmp.js';
 
@@ -67,7 +68,7 @@ describe.each(subjects)('Destination contract: $label', (subject) => {
     expect(await d.putIfAbsent(name, Buffer.from('first\n'), { contentType: 'application/x-ndjson', metadata: { lines: '1', range: '0-6' } })).toBe('created');
     expect(await d.putIfAbsent(name, Buffer.from('second, longer\n'), { metadata: { lines: '9' } })).toBe('exists');
     expect((await d.get(name))?.toString()).toBe('first\n');
-    expect(await d.head(name)).toEqual({ name, size: 6, metadata: { lines: '1', range: '0-6' } });
+    expect(await d.head(name)).toEqual({ name, size: 6, metadata: { lines: '1', range: '0-6' }, updated: expect.any(Number) });
   });
 
   it('put replaces bytes and metadata', async () => {
@@ -75,7 +76,21 @@ describe.each(subjects)('Destination contract: $label', (subject) => {
     await d.put('p/nodes/n1.json', Buffer.from('{"v":1}'), { contentType: 'application/json', metadata: { a: '1' } });
     await d.put('p/nodes/n1.json', Buffer.from('{"v":22}'), { contentType: 'application/json', metadata: { b: '2' } });
     expect((await d.get('p/nodes/n1.json'))?.toString()).toBe('{"v":22}');
-    expect(await d.head('p/nodes/n1.json')).toEqual({ name: 'p/nodes/n1.json', size: 8, metadata: { b: '2' } });
+    expect(await d.head('p/nodes/n1.json')).toEqual({ name: 'p/nodes/n1.json', size: 8, metadata: { b: '2' }, updated: expect.any(Number) });
+  });
+
+  it("gives the destination's own time of an object's last write (what the consumer trusts)", async () => {
+    const d = subject.make();
+    const before = Date.now();
+    await d.put('p/nodes/clock.json', Buffer.from('{}'));
+    const after = Date.now();
+    const listed = (await collect(d.list('p/nodes/'))).find((o) => o.name === 'p/nodes/clock.json')!;
+    const head = await d.head('p/nodes/clock.json');
+    for (const updated of [listed.updated, head?.updated]) {
+      expect(updated).toBeGreaterThanOrEqual(before - 1000);
+      expect(updated).toBeLessThanOrEqual(after + 1000);
+      expect(Number.isInteger(updated)).toBe(true);
+    }
   });
 
   it('get and head answer undefined for a missing object; delete is idempotent', async () => {
@@ -141,7 +156,7 @@ describe.each(subjects)('Destination contract: $label', (subject) => {
     const name = 'odd names/dt=2026-01-01/ä b#c?d%20e+f&g=h.ndjson';
     expect(await d.putIfAbsent(name, Buffer.from('odd'), { metadata: { 'key-with-dash': 'välue' } })).toBe('created');
     expect((await d.get(name))?.toString()).toBe('odd');
-    expect(await d.head(name)).toEqual({ name, size: 3, metadata: { 'key-with-dash': 'välue' } });
+    expect(await d.head(name)).toEqual({ name, size: 3, metadata: { 'key-with-dash': 'välue' }, updated: expect.any(Number) });
     expect((await collect(d.list('odd names/'))).map((o) => o.name)).toEqual([name]);
     expect(await d.putIfAbsent(name, Buffer.from('other'))).toBe('exists');
     await d.delete(name);

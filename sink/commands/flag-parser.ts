@@ -11,5 +11,4 @@ export const flagParser =
     }
   };
 
-/** Exit code when another process holds the lock (a shipper on the ledger directory, a rollup on the state). */
-export const EXIT_LOCKED = 3;
+export { EXIT_LOCKED } from './exit-codes.js';
