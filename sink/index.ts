@@ -26,3 +26,4 @@ export type { Dialect, RuleParams, RenderOptions, RenderedStatement } from './sq
 export { renderSqlScript } from './sql/script.js';
 export { bigQueryFoldFunction } from './sql/fold-udf.js';
 export { registerMeteringFold } from './consumer/engine/duckdb-fold.js';
+export type { SqlSession } from './consumer/engine/duckdb-engine.js';

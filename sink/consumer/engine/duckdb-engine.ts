@@ -37,6 +37,17 @@ export interface SqlRollupOptions extends RollupOptions {
   memoryLimit?: string;
   /** DuckDB worker threads (default: DuckDB's, one per core). */
   threads?: number;
+  /**
+   * Called for every statement of the rules instead of running it: call `execute()` to run it.
+   * For timing, tracing and tests that check a statement against another rendering.
+   */
+  onStatement?: (sql: string, execute: () => Promise<void>, session: SqlSession) => Promise<void>;
+}
+
+/** The engine's connection, as much of it as a statement hook needs (no DuckDB types leak out). */
+export interface SqlSession {
+  run(sql: string): Promise<void>;
+  rows(sql: string): Promise<Record<string, unknown>[]>;
 }
 
 type Row = Record<string, DuckDBValue>;
@@ -188,7 +199,8 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
             const backlog = p.progress.backlog_bytes;
             if (typeof backlog === 'number' && Number.isSafeInteger(backlog)) nodeReads.appendBigInt(BigInt(backlog));
             else nodeReads.appendNull();
-            for (const [writer, w] of Object.entries(p.progress.writers ?? {})) {
+            // Only a usable read says what was shipped (as the TypeScript consumer's lastSeq).
+            for (const [writer, w] of ok ? Object.entries(p.progress.writers ?? {}) : []) {
               if (!Number.isSafeInteger(w?.last_seq)) continue;
               writerProgress.appendVarchar(node);
               writerProgress.appendVarchar(writer);
@@ -209,13 +221,25 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
         writerProgress.closeSync();
       }
 
+      const session: SqlSession = {
+        run: async (sql) => {
+          await conn.run(sql);
+        },
+        rows: (sql) => rows(conn, sql),
+      };
       for (const s of renderRules('duckdb', params)) {
         if (s.file.startsWith('00_')) continue;
-        try {
-          await conn.run(s.sql);
-        } catch (err) {
-          throw new Error(`SQL rules ${s.file} failed: ${(err as Error).message}`, { cause: err });
-        }
+        const execute = async (): Promise<void> => {
+          const started = performance.now();
+          try {
+            await conn.run(s.sql);
+          } catch (err) {
+            throw new Error(`SQL rules ${s.file} failed: ${(err as Error).message}`, { cause: err });
+          }
+          log.debug({ file: s.file, ms: Math.round(performance.now() - started), statement: s.sql.slice(0, 80) }, 'metering rollup (sql): statement');
+        };
+        if (options.onStatement) await options.onStatement(s.sql, execute, session);
+        else await execute();
       }
 
       const result = await readResult(conn, { options, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
