@@ -69,6 +69,27 @@ async function rows(connection: DuckDBConnection, sql: string): Promise<Row[]> {
   return (await connection.runAndReadAll(sql)).getRowObjects() as Row[];
 }
 
+/**
+ * Rows of a large result, read column by column: the binding converts whole columns several times
+ * faster than row objects (0.4 s against 4.3 s for 800 000 hourly rows here).
+ */
+async function columnRows<T>(connection: DuckDBConnection, sql: string, build: (get: (column: string) => DuckDBValue) => T): Promise<T[]> {
+  const reader = await connection.runAndReadAll(sql);
+  const names = reader.columnNames();
+  const columns = reader.getColumns();
+  const index = new Map(names.map((n, i) => [n, i]));
+  const out: T[] = [];
+  const count = columns[0]?.length ?? 0;
+  let r = 0;
+  const get = (column: string): DuckDBValue => {
+    const i = index.get(column);
+    if (i === undefined) throw new Error(`internal: no column ${column}`);
+    return columns[i]![r]!;
+  };
+  for (; r < count; r++) out.push(build(get));
+  return out;
+}
+
 const quote = (s: string): string => `'${s.replaceAll("'", "''")}'`;
 
 /** The source a state belongs to (a state pointed at another bucket would skip its objects). */
@@ -84,44 +105,49 @@ async function checkSource(connection: DuckDBConnection, file: string, source: s
   if (m.source !== source) throw new StateFileError(`state database ${file} belongs to source ${String(m.source)}, not ${source}; use a separate --state (or --out) per source`);
 }
 
-function toInterval(r: Row): UsageInterval {
+type Get = (column: string) => DuckDBValue;
+
+function toInterval(g: Get): UsageInterval {
   return {
-    family: str(r.family!) as Family,
-    resource_id: str(r.resource_id!),
-    node: str(r.node!),
-    hypervisor: strOrNull(r.hypervisor!),
-    shape: { cpu: num(r.cpu!), mem_bytes: num(r.mem_bytes!), storage_bytes: num(r.storage_bytes!) },
-    start: iso(num(r.start_ms!)),
-    end: isoOrNull(r.end_ms!),
-    open_reason: str(r.open_reason!) as Reason,
-    close_reason: strOrNull(r.close_reason!) as UsageInterval['close_reason'],
-    baseline: r.baseline === true,
-    unconfirmed_end: r.unconfirmed_end === true,
-    start_event_id: str(r.start_event_id!),
-    end_event_id: strOrNull(r.end_event_id!),
+    family: str(g('family')) as Family,
+    resource_id: str(g('resource_id')),
+    node: str(g('node')),
+    hypervisor: strOrNull(g('hypervisor')),
+    shape: { cpu: num(g('cpu')), mem_bytes: num(g('mem_bytes')), storage_bytes: num(g('storage_bytes')) },
+    start: iso(num(g('start_ms'))),
+    end: isoOrNull(g('end_ms')),
+    open_reason: str(g('open_reason')) as Reason,
+    close_reason: strOrNull(g('close_reason')) as UsageInterval['close_reason'],
+    baseline: g('baseline') === true,
+    unconfirmed_end: g('unconfirmed_end') === true,
+    start_event_id: str(g('start_event_id')),
+    end_event_id: strOrNull(g('end_event_id')),
   };
 }
 
-function toHourly(r: Row): HourlyRow {
+function toHourly(g: Get): HourlyRow {
   return {
-    hour: iso(num(r.hour_ms!)),
-    family: str(r.family!) as Family,
-    resource_id: str(r.resource_id!),
-    node: str(r.node!),
-    hypervisor: strOrNull(r.hypervisor!),
-    cpu: num(r.cpu!),
-    mem_bytes: num(r.mem_bytes!),
-    storage_bytes: num(r.storage_bytes!),
-    ms: num(r.ms!),
-    final: r.final === true,
-    version: num(r.version!),
-    revises: numOrNull(r.revises!),
-    previous_ms: numOrNull(r.previous_ms!),
+    hour: iso(num(g('hour_ms'))),
+    family: str(g('family')) as Family,
+    resource_id: str(g('resource_id')),
+    node: str(g('node')),
+    hypervisor: strOrNull(g('hypervisor')),
+    cpu: num(g('cpu')),
+    mem_bytes: num(g('mem_bytes')),
+    storage_bytes: num(g('storage_bytes')),
+    ms: num(g('ms')),
+    final: g('final') === true,
+    version: num(g('version')),
+    revises: numOrNull(g('revises')),
+    previous_ms: numOrNull(g('previous_ms')),
   };
 }
 
 const HOURLY_ORDER = 'hour_ms, family, resource_id, node, hypervisor NULLS FIRST, cpu, mem_bytes, storage_bytes';
-const HOURLY_COLUMNS = 'hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms';
+/** Integers cross as DOUBLE (exact below 2^53): the binding converts DOUBLE columns ~5x faster than BIGINT ones. */
+const asDouble = (columns: string[]): string => columns.map((c) => `CAST(${c} AS DOUBLE) AS ${c}`).join(', ');
+const HOURLY_COLUMNS = `${asDouble(['hour_ms', 'cpu', 'mem_bytes', 'storage_bytes', 'ms', 'version', 'revises', 'previous_ms'])}, family, resource_id, node, hypervisor, final`;
+const INTERVAL_COLUMNS = `${asDouble(['cpu', 'mem_bytes', 'storage_bytes', 'start_ms', 'end_ms'])}, family, resource_id, node, hypervisor, open_reason, close_reason, baseline, unconfirmed_end, start_event_id, end_event_id`;
 
 export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupResult> {
   const log: Logger = options.logger ?? pino({ level: 'silent' });
@@ -246,7 +272,7 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
       progress({ phase: 'write', objectsDone: loaded.objectsDone, objectsTotal: loaded.objectsDone, entries: loaded.entries });
       lock?.check();
       if (options.out) {
-        const all = (await rows(conn, `SELECT *, TRUE AS final FROM metering_revisions ORDER BY run, ord`)).map(toHourly);
+        const all = await columnRows(conn, `SELECT ${HOURLY_COLUMNS.replace(', final', ', TRUE AS final')} FROM metering_revisions ORDER BY run, ord`, toHourly);
         await writeNdjsonAtomic(path.join(options.out, 'intervals.ndjson'), result.intervals);
         await writeNdjsonAtomic(path.join(options.out, 'hourly.ndjson'), result.hourly);
         await writeNdjsonAtomic(path.join(options.out, 'revisions.ndjson'), all);
@@ -282,9 +308,9 @@ interface ReadContext {
 
 /** Everything the run decided, read back from the tables the rules left. */
 async function readResult(conn: DuckDBConnection, c: ReadContext): Promise<Omit<RollupResult, 'run'>> {
-  const intervals = (await rows(conn, 'SELECT * FROM metering_intervals ORDER BY family, resource_id, start_ms, start_event_id')).map(toInterval);
-  const hourly = (await rows(conn, `SELECT ${HOURLY_COLUMNS} FROM metering_publication ORDER BY ${HOURLY_ORDER}`)).map(toHourly);
-  const revisions = (await rows(conn, `SELECT *, TRUE AS final FROM metering_revisions WHERE run = ${c.run} ORDER BY ord`)).map(toHourly);
+  const intervals = await columnRows(conn, `SELECT ${INTERVAL_COLUMNS} FROM metering_intervals ORDER BY family, resource_id, metering_intervals.start_ms, start_event_id`, toInterval);
+  const hourly = await columnRows(conn, `SELECT ${HOURLY_COLUMNS} FROM metering_publication AS p ORDER BY ${HOURLY_ORDER.split(', ').map((c) => `p.${c}`).join(', ')}`, toHourly);
+  const revisions = await columnRows(conn, `SELECT ${HOURLY_COLUMNS.replace(', final', ', TRUE AS final')} FROM metering_revisions WHERE run = ${c.run} ORDER BY ord`, toHourly);
   const [wm] = await rows(conn, 'SELECT w.*, r.horizon_ms FROM metering_watermark AS w CROSS JOIN (SELECT horizon_ms FROM metering_runs WHERE run = ' + c.run + ') AS r');
   const nodes = (await rows(conn, 'SELECT * FROM metering_nodes ORDER BY node')).map((n) => ({
     node: str(n.node!),
