@@ -1,6 +1,6 @@
 /**
  * Consumer benchmark, side by side in one run on one machine: `metering rollup` (the compiled CLI,
- * one process) vs DuckDB running the twin SQL (sink/sql/duckdb) over the same objects, at 1/10,
+ * one process) vs the DuckDB twin (runSqlRollup: sink/sql/rules on embedded DuckDB, with its state database) over the same objects, at 1/10,
  * 3/10 and all of --entries (default 10 M). The fleet: 10 nodes × 1,000 VMs starting, stopping,
  * reporting baselines, snapshotting (oldest snapshots deleted), written by the real recorder and
  * cut into objects as the shipper cuts them. The smaller sets are the same fleet over a shorter
@@ -200,7 +200,7 @@ try {
   /** The rollup's usage when it ran to completion. */
   const done = (r: Row): ChildUsage | undefined => (r.rollupCounts ? r.rollup : undefined);
   const rollupCell = (r: Row): string => (!r.rollup ? 'not run' : r.rollupCounts ? secs(r.rollup.wallMs) : `${secs(r.rollup.wallMs)} FAILED`);
-  console.log(`\nConsumer: metering rollup (${cli.note}) vs DuckDB twin SQL (threads: ${rows.find(duckOk)?.duckCounts?.threads ?? '?'}), same objects; ${machineLine()}\n`);
+  console.log(`\nConsumer: metering rollup (${cli.note}) vs DuckDB twin runSqlRollup (threads: ${rows.find(duckOk)?.duckCounts?.threads ?? '?'}), same objects; ${machineLine()}\n`);
   console.log(
     table(
       ['entries', 'objects', 'MiB', 'rollup s', 'rollup entries/s', 'rollup peak RSS MiB', 'DuckDB s', 'DuckDB entries/s', 'DuckDB peak RSS MiB', 'rollup / DuckDB', 'intervals, hourly rows (rollup | DuckDB)'],
