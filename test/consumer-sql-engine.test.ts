@@ -41,6 +41,7 @@ describe('runSqlRollup (DuckDB engine)', () => {
       expect(fs.readFileSync(path.join(out, f), 'utf8'), f).toBe(fs.readFileSync(path.join(tsOut, f), 'utf8'));
     }
     expect(first.report.invalid_lines.count).toBe(1);
+    expect(fs.statSync(path.join(out, 'state.duckdb')).mode & 0o077).toBe(0); // private, like the outputs
     expect(first.run.objects_read).toBe(2);
     const before = Object.fromEntries(['hourly.ndjson', 'intervals.ndjson', 'revisions.ndjson', 'report.json'].map((f) => [f, fs.readFileSync(path.join(out, f))]));
     const again = await runSqlRollup({ ...opts, out });

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { pino } from 'pino';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Family, Logger, Reason } from '../../../src/index.js';
-import { writeFileAtomic, writeNdjsonAtomic } from '../../atomic-file.js';
+import { PRIVATE_FILE_MODE, writeFileAtomic, writeNdjsonAtomic } from '../../atomic-file.js';
 import { LocalDirDestination } from '../../destinations/local-dir.js';
 import { openDestination } from '../../destinations/open.js';
 import { renderRules, type RuleParams } from '../../sql/render.js';
@@ -179,6 +179,8 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
     } catch (err) {
       throw new StateFileError(`cannot open state database ${stateFile}: ${(err as Error).message}`);
     }
+    // Private like the TypeScript consumer's state: it holds every entry and what was billed.
+    if (stateFile) fs.chmodSync(stateFile, PRIVATE_FILE_MODE);
     const conn = (connection = await instance.connect());
     registerMeteringFold(duck, conn);
     await checkSource(conn, stateFile ?? ':memory:', options.source);
