@@ -16,7 +16,8 @@ const HOUR = BigInt(HOUR_MS);
 export const MAX_CHART_GROUPS = 20;
 /** Longest time axis drawn (the table still covers the whole range). */
 const MAX_HOURS = 24 * 400;
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#86bcb6', '#d37295', '#a0cbe8', '#ffbe7d', '#8cd17d', '#f1ce63', '#499894', '#d4a6c8', '#fabfd2', '#79706e', '#b6992d'];
+// Tableau 10 without its grey (kept for "others"), then darker shades of distinct hues.
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#b07aa1', '#edc948', '#76b7b2', '#ff9da7', '#9c755f', '#1f3f73', '#b35806', '#2d6a2e', '#9e1b1b', '#5b2c83', '#8a6d00', '#1f6f6a', '#ad1457', '#5d4037', '#37474f', '#7cb342'];
 const OTHERS_COLOR = '#bab0ac';
 
 interface Metric {
