@@ -36,10 +36,26 @@ function exec(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv =
 
 const npm = (args: string[], cwd: string): Promise<Ran> => exec('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], cwd);
 
-/** The files a `git clone` of this checkout has: tracked (and new, not ignored) files, as they are now. */
+/** What a build, an install or a run leaves in a checkout: never part of a clone. */
+const UNTRACKED = new Set(['node_modules', 'dist', '.demo', 'demo-output', 'coverage', '.bench', '.git']);
+
+/** The files of this checkout a `git clone` has: tracked (and new, not ignored) files, as they are now. */
+function trackedFiles(): string[] {
+  try {
+    return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\0')
+      .filter(Boolean);
+  } catch {
+    // Not a git checkout (an exported tree): everything but what builds and runs leave behind.
+    return (fs.readdirSync(REPO_ROOT, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+      .filter((e) => e.isFile())
+      .map((e) => path.relative(REPO_ROOT, path.join(e.parentPath, e.name)))
+      .filter((rel) => !UNTRACKED.has(rel.split(path.sep)[0]!) && !rel.endsWith('.tgz') && !rel.endsWith('.log'));
+  }
+}
+
 function cloneInto(dest: string): void {
-  const list = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\0').filter(Boolean);
-  for (const rel of list) {
+  for (const rel of trackedFiles()) {
     const from = path.join(REPO_ROOT, rel);
     if (!fs.existsSync(from) || fs.statSync(from).isDirectory()) continue;
     fs.mkdirSync(path.join(dest, path.dirname(rel)), { recursive: true });
