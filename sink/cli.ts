@@ -7,6 +7,7 @@ import { registerRollup } from './commands/rollup.js';
 import { registerUsage } from './commands/usage.js';
 import { reportError } from './commands/cli-error.js';
 import { EXIT_USAGE } from './commands/exit-codes.js';
+import { takeRejectedHint } from './commands/flag-parser.js';
 import { PACKAGE_VERSION } from './version.js';
 
 const program = new Command()
@@ -35,7 +36,15 @@ for (const cmd of [program, ...program.commands]) {
   cmd.configureOutput({ outputError: () => {} }).exitOverride((err: CommanderError) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(err.exitCode);
     const name = cmd === program ? '' : cmd.name();
-    reportError(name, err.message.replace(/^error: /, ''), { hint: `see \`metering ${name ? `${name} ` : ''}--help\``, exitCode: EXIT_USAGE });
+    let message = err.message.replace(/^error: /, '');
+    let hint = `see \`metering ${name ? `${name} ` : ''}--help\``;
+    if (err.code === 'commander.invalidArgument') {
+      // "option '--from <time>' argument 'x' is invalid. <why>" reads better as "--from: <why>".
+      const m = /^option '(-[^ ',]+)[^']*' argument '.*' is invalid\. ([\s\S]*)$/.exec(message);
+      if (m) message = `${m[1]}: ${m[2]}`;
+      hint = takeRejectedHint() ?? hint;
+    }
+    reportError(name, message, { hint, exitCode: EXIT_USAGE });
     process.exit(EXIT_USAGE);
   });
 }

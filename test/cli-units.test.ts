@@ -1,11 +1,21 @@
 /** The small pure pieces of the CLI and the report, one contract each. */
 import { describe, expect, it } from 'vitest';
 import { parseTime } from '../sink/commands/time-flag.js';
+import type { FlagValueError } from '../sink/commands/flag-parser.js';
 import { describeSource, humanTime, niceTicks } from '../sink/consumer/usage-html.js';
 import { errorReason } from '../sink/shipper/metrics-server.js';
 import { destinationLabel } from '../sink/shipper/status.js';
 import { formatHumanLine } from '../sink/shipper/cli-logger.js';
 import { PermanentDestinationError } from 'metering-ledger/sink';
+
+const hintOf = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as FlagValueError).hint;
+  }
+  return undefined;
+};
 
 describe('parseTime (--from, --to, --now)', () => {
   it('takes RFC 3339 times with a zone and bare dates (UTC midnight)', () => {
@@ -26,9 +36,12 @@ describe('parseTime (--from, --to, --now)', () => {
       ['2026-11-24T10:00+25:00', 'is not a zone offset'],
     ]) {
       expect(() => parseTime(input!), input).toThrow(why!);
-      expect(() => parseTime(input!), input).toThrow(/use ISO 8601 with a zone/);
+      expect(hintOf(() => parseTime(input!)), input).toMatch(/^use ISO 8601 with a zone, e\.g\. 2026-11-24T10:00:00Z/);
     }
-    for (const input of ['yesterday', '2026-3-1', '2026-11-24T10:00', '24.11.2026', '']) expect(() => parseTime(input), input).toThrow(/invalid time .*: use ISO 8601 with a zone/);
+    for (const input of ['yesterday', '2026-3-1', '2026-11-24T10:00', '24.11.2026', '']) {
+      expect(() => parseTime(input), input).toThrow(/invalid time .*: not an ISO 8601 time with a zone, nor a date/);
+      expect(hintOf(() => parseTime(input)), input).toMatch(/^use ISO 8601 with a zone/);
+    }
   });
 });
 

@@ -90,16 +90,20 @@ async function checkHelp(metering: Metering, version: string): Promise<void> {
   expect((await metering(['usage', '--help'])).stdout).not.toMatch(/--out <dir>\s+\(required\)/);
 }
 
+/** Every date error carries the same hint. */
+const DATE_HINT = /^use ISO 8601 with a zone, e\.g\. 2026-11-24T10:00:00Z, or a date 2026-11-24 \(UTC midnight\)$/;
+
 /** Each bad input: exit 2, its message (pino JSON, not a terminal), and nothing written. */
 async function checkBadInputs(metering: Metering, root: string, bucket: string): Promise<void> {
   const aFile = path.join(root, 'a-file');
   fs.writeFileSync(aFile, 'not a directory\n');
   const out = path.join(root, 'never-created');
   const cases: Array<{ args: string[]; msg: RegExp; hint?: RegExp }> = [
-    { args: ['usage', '--source', bucket, '--from', '2026-02-30'], msg: /invalid time "2026-02-30": 2026-02 has no day 30; use ISO 8601/ },
-    { args: ['usage', '--source', bucket, '--from', '2026-11-20T25:00:00Z'], msg: /is not a time of day; use ISO 8601/ },
-    { args: ['usage', '--source', bucket, '--from', '20-11-2026'], msg: /invalid time "20-11-2026": use ISO 8601 with a zone/ },
-    { args: ['usage', '--source', bucket, '--to', 'yesterday'], msg: /invalid time "yesterday": use ISO 8601 with a zone/ },
+    { args: ['usage', '--source', bucket, '--from', '2026-02-30'], msg: /^--from: invalid time "2026-02-30": 2026-02 has no day 30$/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--from', '2026-11-20T25:00:00Z'], msg: /^--from: invalid time .*: 25:00:00 is not a time of day$/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--from', '20-11-2026'], msg: /^--from: invalid time "20-11-2026": not an ISO 8601 time/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--to', 'yesterday'], msg: /^--to: invalid time "yesterday"/, hint: DATE_HINT },
+    { args: ['rollup', '--source', bucket, '--out', out, '--now', '2026-11-31T00:00:00Z'], msg: /^--now: invalid time .*2026-11 has no day 31$/, hint: DATE_HINT },
     { args: ['usage', '--source', bucket, '--from', '2026-11-21', '--to', '2026-11-20', '--out', out], msg: /--from 2026-11-21T00:00:00.000Z is not before --to 2026-11-20T00:00:00.000Z/ },
     { args: ['usage', '--source', bucket, '--from', '2026-11-20', '--to', '2026-11-20', '--out', out], msg: /is not before --to/ },
     { args: ['usage', '--source', aFile], msg: /--source .*a-file is a file, not a directory/, hint: /bucket directory/ },
