@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     // Tests import the package by its name, as a user would; resolve it to the TypeScript sources.
     alias: [
+      { find: /^metering-ledger\/sink\/gcs$/, replacement: here('./sink/gcs.ts') },
       { find: /^metering-ledger\/sink$/, replacement: here('./sink/index.ts') },
       { find: /^metering-ledger$/, replacement: here('./src/index.ts') },
     ],

@@ -1,7 +1,7 @@
 /**
  * Consumer benchmark: a fleet of VMs over several days, shipped as ndjson.gz objects into a local
  * bucket, rolled up in one run and then in daily increments. Prints time, entries/s, state size and
- * peak RSS. Usage: node --conditions=source --import tsx bench/consumer-rollup.ts [vms=2000] [days=3]
+ * peak RSS. Usage: node --import tsx bench/consumer-rollup.ts [vms=2000] [days=3]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

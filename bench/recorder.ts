@@ -114,7 +114,7 @@ async function multiProcess(procs: number, perProc: number): Promise<{ rate: num
   await Promise.all(
     Array.from({ length: procs }, () =>
       new Promise<void>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'test/fixtures/ledger-writer.ts', '--dir', dir, '--count', String(perProc), '--pause-every', '0'], { stdio: 'ignore' });
+        const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/ledger-writer.ts', '--dir', dir, '--count', String(perProc), '--pause-every', '0'], { stdio: 'ignore' });
         child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))));
       }),
     ),

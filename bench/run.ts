@@ -30,6 +30,6 @@ for (const name of names) {
     process.exit(2);
   }
   console.log(`\n=== bench/${name}.ts ===`);
-  const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', `bench/${name}.ts`, ...extra], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', `bench/${name}.ts`, ...extra], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -75,7 +75,7 @@ async function latency(batchMs: number): Promise<void> {
   fs.mkdirSync(ledger);
   const shipper = spawn(process.execPath, ['bin/metering.js', 'ship', '--ledger-dir', ledger, '--dest', bucket, '--node', 'bench', '--batch-ms', String(batchMs)], { cwd: repo, stdio: 'ignore', env: { ...process.env, METERING_LOG_LEVEL: 'warn' } });
   await new Promise((r) => setTimeout(r, 1500));
-  const writer = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'test/support/ledger-writer.ts', ledger, String(RATE * SECONDS), String(RATE), String(64 * 1024 * 1024), 'bench'], { cwd: repo, stdio: 'ignore' });
+  const writer = spawn(process.execPath, ['--import', 'tsx', 'test/support/ledger-writer.ts', ledger, String(RATE * SECONDS), String(RATE), String(64 * 1024 * 1024), 'bench'], { cwd: repo, stdio: 'ignore' });
   const seen = new Set<string>();
   const lat: number[] = [];
   const total = RATE * SECONDS;

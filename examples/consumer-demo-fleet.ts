@@ -1,5 +1,5 @@
 // Demo input for the consumer: records a small fleet's day into three node ledgers with the real FileRecorder.
-// Usage: node --conditions=source --import tsx examples/consumer-demo-fleet.ts <root-dir>   (then ship each <root-dir>/<node>)
+// Usage: node --import tsx examples/consumer-demo-fleet.ts <root-dir>   (then ship each <root-dir>/<node>)
 import { FileRecorder, KINDS, REASONS } from 'metering-ledger';
 const GiB = 1024 ** 3;
 const day = Date.UTC(2026, 10, 23, 0, 0, 0);

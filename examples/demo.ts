@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * npm run demo: the whole pipeline on the embedded defaults, in seconds.
+ * npm run demo: the whole pipeline on the embedded defaults (about 20 s on 2 cores).
  *
  *   1. three nodes live through a simulated day: the example VM manager (examples/vm-manager) runs as
  *      many concurrent processes per node, each appending to its node's ledger;
@@ -119,7 +119,7 @@ async function runStep(lay: Layout, dayStart: number, node: string, step: DemoSt
   const { store, ledger } = lay.node(node);
   const at = instant(dayStart, step.at).toISOString();
   const ran = await Promise.all(
-    step.run.map((c) => run(['--conditions=source', '--import', 'tsx', VM_MANAGER, '--store', store, '--ledger-dir', ledger, '--node', node, '--vmm', 'simulated', '--at', at, ...c.args])),
+    step.run.map((c) => run(['--import', 'tsx', VM_MANAGER, '--store', store, '--ledger-dir', ledger, '--node', node, '--vmm', 'simulated', '--at', at, ...c.args])),
   );
   return step.run.map((command, i) => ({ at: step.at, node, command, note: i === 0 ? step.note : undefined, ran: ran[i]! }));
 }
@@ -265,7 +265,8 @@ async function main(): Promise<void> {
     console.log(`Usage: npm run demo [-- --dir DIR] [-- --day YYYY-MM-DD]
 
 Runs the example VM manager through a simulated day on three nodes, ships the ledgers into a local
-bucket directory, rolls them up and prints the usage table. Takes seconds.
+bucket directory, rolls them up and prints the usage table. Takes about 20 s on 2 cores
+(a few hundred short-lived manager processes).
 
   --dir DIR         where everything goes (default: <repo>/.demo; wiped at the start of every run)
   --day YYYY-MM-DD  the simulated day (default: yesterday, UTC)`);

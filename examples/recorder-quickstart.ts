@@ -1,6 +1,6 @@
 /**
  * The README's recorder example, runnable:
- *   node --conditions=source --import tsx examples/recorder-quickstart.ts [ledger-dir]
+ *   node --import tsx examples/recorder-quickstart.ts [ledger-dir]
  */
 import * as os from 'node:os';
 import * as path from 'node:path';

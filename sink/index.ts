@@ -6,8 +6,11 @@ export * from './destinations/destination.js';
 export { LocalDirDestination, localDirFromUrl } from './destinations/local-dir.js';
 export { openDestination } from './destinations/open.js';
 export type { OpenDestinationOptions } from './destinations/open.js';
-export { GcsDestination, GcsRequestError, gcsFromUrl, parseGcsUrl, gcsErrorStatus } from './destinations/gcs.js';
-export type { GcsDestinationOptions } from './destinations/gcs.js';
+// The GCS classes live in metering-ledger/sink/gcs: importing them here would load the optional
+// @google-cloud/storage client for every user of the package.
+export type { GcsDestination, GcsDestinationOptions } from './destinations/gcs.js';
+export { OptionalPeerMissingError, OPTIONAL_PEERS, installHint } from './optional-peer.js';
+export type { OptionalPeer } from './optional-peer.js';
 export * from './consumer/index.js';
 export { parseDuration, parseByteSize } from './duration.js';
 export { startShipper, shipOnce } from './shipper/shipper.js';

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileRecorder, KINDS, REASONS } from 'metering-ledger';
 import { lockState, type HourlyRow, type RollupReport } from 'metering-ledger/sink';
 import { tempDir } from './support/tmp.js';
+import { cliError } from './support/cli-error.js';
 
 const run = promisify(execFile);
 const BIN = path.resolve('bin/metering.js');
@@ -94,7 +95,7 @@ describe('metering rollup / usage CLI', () => {
     try {
       const res = await metering(['rollup', '--source', bucket, '--out', out, '--now', NOW]);
       expect(res.code).toBe(3);
-      expect(res.stderr).toMatch(/another metering rollup is running/);
+      expect(cliError(res.stderr).msg).toMatch(/another metering rollup is running/);
     } finally {
       await release();
     }
@@ -102,10 +103,11 @@ describe('metering rollup / usage CLI', () => {
 
   it('bad flags get a clear error', async () => {
     const res = await metering(['rollup', '--source', bucket, '--out', out, '--grace', '5']);
-    expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/invalid duration "5"/);
+    expect(res.code).toBe(2);
+    expect(cliError(res.stderr).msg).toMatch(/invalid duration "5"/);
     const bad = await metering(['usage', '--source', bucket, '--by', 'planet']);
-    expect(bad.stderr).toMatch(/planet.*invalid|Allowed choices/i);
+    expect(bad.code).toBe(2);
+    expect(cliError(bad.stderr).msg).toMatch(/planet.*invalid|Allowed choices/i);
   });
 
   it('shows progress on a terminal and logs pino JSON otherwise', async () => {

@@ -5,7 +5,8 @@
  */
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GcsDestination, LocalDirDestination, type Destination, type ObjectInfo } from 'metering-ledger/sink';
+import { LocalDirDestination, type Destination, type ObjectInfo } from 'metering-ledger/sink';
+import { GcsDestination } from 'metering-ledger/sink/gcs';
 import { GcsTestServer, startGcsServer } from './support/gcs-server.js';
 import { tempDir } from './support/tmp.js';
 

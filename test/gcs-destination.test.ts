@@ -7,7 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { IdempotencyStrategy, Storage } from '@google-cloud/storage';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GcsDestination, GcsRequestError, PermanentDestinationError, gcsErrorStatus, gcsFromUrl, openDestination } from 'metering-ledger/sink';
+import { PermanentDestinationError, openDestination } from 'metering-ledger/sink';
+import { GcsDestination, GcsRequestError, gcsErrorStatus, gcsFromUrl } from 'metering-ledger/sink/gcs';
 import { GcsTestServer, startGcsServer } from './support/gcs-server.js';
 import { tempDir } from './support/tmp.js';
 
@@ -428,7 +429,7 @@ describe('GCS test server on its own', () => {
   });
 
   it('runs as `npm run gcs-server`: prints its URL, serves the client, exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'test/support/gcs-server-cli.ts', '--bucket', 'cli-bucket'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/gcs-server-cli.ts', '--bucket', 'cli-bucket'], {
       cwd: new URL('..', import.meta.url).pathname,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -55,9 +55,10 @@ describe('metering ship (daemon)', () => {
       return s && s.backlog_bytes === 0 && s.counters.ledger_lines === 4000;
     });
     const metrics = await (await fetch(metricsUrl)).text();
-    expect(metrics).toMatch(/^metering_shipper_backlog_bytes\{node="node-a"\} 0$/m);
-    expect(metrics).toMatch(/^metering_shipper_ledger_lines_total\{node="node-a"\} 4000$/m);
-    expect(metrics).toMatch(/^metering_shipper_last_success_timestamp_seconds\{node="node-a"\} \d+/m);
+    // No `node` label: the scrape target already is the node.
+    expect(metrics).toMatch(/^metering_shipper_backlog_bytes 0$/m);
+    expect(metrics).toMatch(/^metering_shipper_ledger_lines_total 4000$/m);
+    expect(metrics).toMatch(/^metering_shipper_last_success_timestamp_seconds \d+/m);
 
     // Idle, the node progress object is still rewritten every --progress-ms (silent-node detection).
     const progressOf = (): NodeProgress => JSON.parse(fs.readFileSync(path.join(bucket, 'nodes', 'node-a.json'), 'utf8')) as NodeProgress;

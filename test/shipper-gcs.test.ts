@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GcsDestination, type ShipperStatus } from 'metering-ledger/sink';
+import type { ShipperStatus } from 'metering-ledger/sink';
+import { GcsDestination } from 'metering-ledger/sink/gcs';
 import { runCrashScenario } from './support/crash-scenario.js';
 import { startGcsServer, type GcsTestServer } from './support/gcs-server.js';
 import { checkExactlyOnce, shippedEntries, shippedObjects } from './support/shipped.js';

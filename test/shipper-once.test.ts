@@ -7,6 +7,7 @@ import { vmStart } from './support/entries.js';
 import { checkExactlyOnce, quarantineRecords, shippedEntries, shippedObjects } from './support/shipped.js';
 import { spawnCli, spawnTs, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
+import { cliError } from './support/cli-error.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -189,8 +190,8 @@ describe('metering ship --once', () => {
     const d = dirs();
     fs.mkdirSync(d.ledger);
     const bad = await waitExit(spawnCli(['ship', '--once', '--ledger-dir', d.ledger, '--dest', d.bucket, '--retention', '7']));
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/invalid duration "7"/);
+    expect(bad.code).toBe(2);
+    expect(cliError(bad.stderr).msg).toMatch(/invalid duration "7"/);
     const badNode = await waitExit(spawnCli(['ship', '--once', '--ledger-dir', d.ledger, '--dest', d.bucket, '--node', '../x']));
     expect(badNode.code).not.toBe(0);
     expect(badNode.stderr).toMatch(/not safe in an object name/);

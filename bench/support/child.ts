@@ -55,7 +55,7 @@ let seq = 0;
 export function spawnMeasured(args: string[], options: SpawnOptions = {}): MeasuredChild {
   const usageFile = path.join(os.tmpdir(), `bench-rusage-${process.pid}-${++seq}.json`);
   const nodeFlags = ['--import', PRELOAD];
-  if (options.typescript) nodeFlags.push('--conditions=source', '--import', 'tsx');
+  if (options.typescript) nodeFlags.push('--import', 'tsx');
   if (options.cpuProfileDir) {
     fs.mkdirSync(options.cpuProfileDir, { recursive: true });
     nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.profileName ?? path.basename(args[0] ?? 'child')}-${process.pid}-${seq}.cpuprofile`);

@@ -4,7 +4,7 @@
  * Own process, so its time and peak RSS are measured like the CLI's. Prints one JSON line:
  * { intervals, hourly, watermarkMs, threads }.
  *
- *   node --conditions=source --import tsx bench/support/duckdb-twin.ts --bucket DIR --out DIR --now-ms N [--grace-ms 300000] [--stale-after-ms 21600000] [--threads N]
+ *   node --import tsx bench/support/duckdb-twin.ts --bucket DIR --out DIR --now-ms N [--grace-ms 300000] [--stale-after-ms 21600000] [--threads N]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

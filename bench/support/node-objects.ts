@@ -5,7 +5,7 @@
  * files in a bucket directory. Runs as its own process so several nodes are made in parallel.
  * Prints one JSON line per object: { name, entries, lastMs }.
  *
- *   node --conditions=source --import tsx bench/support/node-objects.ts --bucket DIR --node N --entries 1000000 [--step-ms 1200] [--keep-snapshots 200]
+ *   node --import tsx bench/support/node-objects.ts --bucket DIR --node N --entries 1000000 [--step-ms 1200] [--keep-snapshots 200]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

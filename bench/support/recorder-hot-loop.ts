@@ -2,7 +2,7 @@
  * The recorder's emit loop alone (the entries of bench/recorder.ts), to run under `node --cpu-prof`
  * when a recorder target is missed:
  *
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --conditions=source --import tsx bench/support/recorder-hot-loop.ts [--n 1000000] [--raw]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/support/recorder-hot-loop.ts [--n 1000000] [--raw]
  *
  * --raw runs the raw limit instead (JSON.stringify + one fs.writeSync per line), for comparison.
  */

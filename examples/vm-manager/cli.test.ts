@@ -18,7 +18,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const argv = (args: string[]): string[] => ['--conditions=source', '--import', 'tsx', CLI, '--store', path.join(dir, 'store.json'), '--ledger-dir', path.join(dir, 'ledger'), '--node', 'cli-node', '--vmm', 'simulated', ...args];
+const argv = (args: string[]): string[] => ['--import', 'tsx', CLI, '--store', path.join(dir, 'store.json'), '--ledger-dir', path.join(dir, 'ledger'), '--node', 'cli-node', '--vmm', 'simulated', ...args];
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * vm-manager: the example VM/snapshot manager's command line.
- *   node --conditions=source --import tsx examples/vm-manager/cli.ts --help    (or: npm run vm-manager -- --help)
+ *   node --import tsx examples/vm-manager/cli.ts --help    (or: npm run vm-manager -- --help)
  */
 import { VmManagerError } from './manager.js';
 import { buildProgram } from './program.js';

@@ -20,7 +20,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = ['--conditions=source', '--import', 'tsx', CLI, '--store', path.join(dir, 'store.json'), '--ledger-dir', path.join(dir, 'ledger'), '--node', 'race-node', '--vmm', 'simulated', ...args];
+  const argv = ['--import', 'tsx', CLI, '--store', path.join(dir, 'store.json'), '--ledger-dir', path.join(dir, 'ledger'), '--node', 'race-node', '--vmm', 'simulated', ...args];
   return new Promise((resolve) => {
     execFile(process.execPath, argv, { cwd: REPO }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });

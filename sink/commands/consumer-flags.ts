@@ -2,13 +2,15 @@
 import { Option, type Command } from 'commander';
 import { openDestination } from '../destinations/open.js';
 import type { RollupOptions } from '../consumer/run-rollup.js';
-import { EXIT_LOCKED, flagParser } from './flag-parser.js';
+import { flagParser } from './flag-parser.js';
+import { EXIT_LOCKED, EXIT_USAGE } from './exit-codes.js';
+import { errorExit, localPath, reportError, requireDirectory, requireWritableFile, UsageError } from './cli-error.js';
+import { parseTime } from './time-flag.js';
 import { parseDuration } from '../duration.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
 import { StateFileError } from '../consumer/state-store.js';
 
-/** Exit code for an unusable state file or bad arguments. */
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE };
 
 export interface ConsumerFlags {
   source: string;
@@ -26,13 +28,8 @@ const wrap = flagParser;
 
 export const durationFlag = wrap(parseDuration);
 
-/** An RFC 3339 time with a zone (e.g. 2026-11-24T10:00:00Z). */
-export const timeFlag = wrap((s: string): Date => {
-  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(s)) throw new Error(`invalid time ${JSON.stringify(s)}: use ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z, or a date 2026-11-24 (UTC midnight)`);
-  const d = new Date(s.length === 10 ? `${s}T00:00:00Z` : s);
-  if (!Number.isFinite(d.getTime())) throw new Error(`invalid time ${JSON.stringify(s)}`);
-  return d;
-});
+/** An RFC 3339 time with a zone (e.g. 2026-11-24T10:00:00Z) or a date (UTC midnight). */
+export const timeFlag = wrap(parseTime);
 
 export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
   cmd
@@ -68,16 +65,31 @@ export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<Roll
   };
 }
 
+/**
+ * Refuses bad consumer input before anything is read or written (exit 2): a --source that is a
+ * file or does not exist, an --out or --state of the wrong kind, a --from not before --to.
+ */
+export function validateConsumerFlags(flags: ConsumerFlags & { from?: Date; to?: Date; html?: string }): void {
+  const src = localPath(flags.source);
+  if (src !== undefined) {
+    requireDirectory('--source', flags.source, src, { mustExist: true, hint: 'point --source at the bucket directory the shippers upload to (it holds ledger/ and nodes/)' });
+  }
+  if (flags.out) requireDirectory('--out', flags.out, flags.out, { mustExist: false, hint: '--out is a directory for intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json' });
+  if (flags.state) requireWritableFile('--state', flags.state, { parentMayBeMissing: true });
+  if (flags.html) requireWritableFile('--html', flags.html);
+  if (flags.from && flags.to && flags.from.getTime() >= flags.to.getTime()) {
+    throw new UsageError(`--from ${flags.from.toISOString()} is not before --to ${flags.to.toISOString()}`, 'the range is [--from, --to): --from must be earlier than --to');
+  }
+}
+
 /** Prints a consumer error the operator can act on; returns the exit code. */
-export function consumerErrorExit(err: unknown): number {
+export function consumerErrorExit(command: string, err: unknown): number {
   if (err instanceof RollupLockedError) {
-    process.stderr.write(`metering: ${err.message}\n`);
+    reportError(command, err.message, { hint: 'wait for the other run to finish; runs on one state file take turns', exitCode: EXIT_LOCKED });
     return EXIT_LOCKED;
   }
   if (err instanceof StateFileError) {
-    process.stderr.write(`metering: ${err.message}\n`);
-    return EXIT_USAGE;
+    return errorExit(command, new UsageError(err.message, 'check --state (or --out): it must be the state file an earlier run of this --source wrote'));
   }
-  process.stderr.write(`metering: ${(err as Error).message ?? String(err)}\n`);
-  return 1;
+  return errorExit(command, err);
 }

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
 import { runRollup } from '../consumer/run-rollup.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, type ConsumerFlags } from './consumer-flags.js';
+import { writeMetricsFile } from '../metrics.js';
+import { validateMetricsFile } from './cli-error.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, validateConsumerFlags, type ConsumerFlags } from './consumer-flags.js';
 
 export function registerRollup(program: Command): void {
   const cmd = program
@@ -12,15 +14,25 @@ export function registerRollup(program: Command): void {
         'intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json in --out. Incremental (only new objects are read) ' +
         'and idempotent; one run at a time per state file. See docs/consumer.md for the rules.',
     );
-  addConsumerFlags(cmd, true).action(async (flags: ConsumerFlags & { out: string }) => {
-    process.exitCode = await runRollupCommand(flags);
-  });
+  addConsumerFlags(cmd, true)
+    .option('--metrics-file <file.prom>', 'write node-exporter textfile-collector metrics here (last success time, entries read, watermark lag, objects failed)')
+    .action(async (flags: RollupFlags) => {
+      process.exitCode = await runRollupCommand(flags);
+    });
 }
 
-async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise<number> {
+type RollupFlags = ConsumerFlags & { out: string; metricsFile?: string };
+
+async function runRollupCommand(flags: RollupFlags): Promise<number> {
+  try {
+    validateConsumerFlags(flags);
+    if (flags.metricsFile !== undefined) validateMetricsFile(flags.metricsFile);
+  } catch (err) {
+    return consumerErrorExit('rollup', err);
+  }
   const tty = process.stderr.isTTY ? ttyProgress() : undefined;
   try {
-    const logger = await cliLogger('metering-rollup');
+    const logger = cliLogger('metering-rollup');
     if (tty) logger.level = 'warn';
     const res = await runRollup({
       ...(await rollupOptionsFromFlags(flags)),
@@ -29,6 +41,16 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
     });
     tty?.done();
     const r = res.report;
+    if (flags.metricsFile) {
+      await writeMetricsFile(flags.metricsFile, 'rollup', true, {
+        entries_read: { help: 'Entries read by the last run (new objects only).', value: res.run.entries_read },
+        objects_read: { help: 'New objects read by the last run.', value: res.run.objects_read },
+        objects_failed: { help: 'Objects that could not be read or parsed (reported in report.json, skipped).', value: r.objects.bad.length },
+        watermark_lag_seconds: { help: "How far the watermark (hours before it are final) trails the consumer's clock.", value: (Date.parse(r.now) - Date.parse(r.watermark)) / 1000 },
+        watermark_timestamp_seconds: { help: 'The watermark: hours before it are final.', value: Date.parse(r.watermark) / 1000 },
+        new_revisions: { help: 'Revisions of final hours published by the last run.', value: res.run.new_revisions },
+      });
+    }
     const lines = [
       `read ${res.run.objects_read} new objects, ${res.run.entries_read} entries (total ${r.entries_read}, ${r.duplicates} duplicates)`,
       `watermark ${r.watermark}${r.watermark !== r.watermark_computed ? ` (evidence alone: ${r.watermark_computed})` : ''}`,
@@ -43,6 +65,7 @@ async function runRollupCommand(flags: ConsumerFlags & { out: string }): Promise
     return 0;
   } catch (err) {
     tty?.done();
-    return consumerErrorExit(err);
+    if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, 'rollup', false, {}).catch(() => {});
+    return consumerErrorExit('rollup', err);
   }
 }

@@ -1,13 +1,18 @@
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
-import { openDestination } from '../destinations/open.js';
+import { loadGcs, openDestination } from '../destinations/open.js';
+import { OptionalPeerMissingError } from '../optional-peer.js';
+import { localPath, requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
+import { EXIT_ERROR, EXIT_USAGE } from './exit-codes.js';
 import { parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { ShipperLockedError } from '../shipper/lock.js';
-import { startMetricsServer } from '../shipper/metrics-server.js';
+import { createShipperMetrics, startMetricsServer } from '../shipper/metrics-server.js';
+import { writeMetricsFile } from '../metrics.js';
 import { ProgressBar } from '../shipper/progress-bar.js';
 import { shipOnce, startShipper, type ShipperOptions } from '../shipper/shipper.js';
+import type { ShipperStatus } from '../shipper/status.js';
 
 import { EXIT_LOCKED, flagParser as wrap } from './flag-parser.js';
 /** Milliseconds: a plain integer, or a duration with a unit (`2s`). */
@@ -35,6 +40,8 @@ interface ShipFlags {
   maxLineBytes: number;
   stateDir?: string;
   metricsPort?: number;
+  metricsHost: string;
+  metricsFile?: string;
   progressBar: boolean;
   sealQuietMs: number;
   retryBaseMs: number;
@@ -62,7 +69,9 @@ export function registerShip(program: Command): void {
     .addOption(new Option('--retention <duration>', 'delete sealed segments this long after their last write, once every byte is confirmed uploaded (e.g. 7d, 12h, 30m)').default(7 * 86_400_000, '7d').argParser(duration))
     .addOption(new Option('--max-line-bytes <size>', 'longer lines go to quarantine (head only)').default(64 * 1024, '64KiB').argParser(bytes))
     .option('--state-dir <dir>', 'where positions.json and status.json live (default: <ledger-dir>/.shipper)')
-    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (off by default)').argParser(port))
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics (off by default)').argParser(port))
+    .option('--metrics-host <host>', 'address the metrics endpoint listens on (0.0.0.0 or :: for a scraper on another machine)', '127.0.0.1')
+    .option('--metrics-file <file.prom>', 'with --once: write node-exporter textfile-collector metrics here (last success time, entries read, lag, objects failed)')
     .option('--no-progress-bar', 'no progress bar on a terminal while draining a backlog')
     .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(2000).argParser(millis))
     .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(250).argParser(millis))
@@ -73,34 +82,60 @@ export function registerShip(program: Command): void {
       `
 Objects: <prefix>/ledger/node=<node>/dt=<YYYY-MM-DD>/<segment>.<start>-<end>.ndjson[.gz] (valid lines),
          <prefix>/quarantine/... (malformed lines, with source and offset), <prefix>/nodes/<node>.json (progress).
-Exit codes: 0 done/stopped cleanly, 1 error, ${EXIT_LOCKED} another shipper runs on this ledger directory.
-Logs: JSON on stderr (pretty on a terminal); level from METERING_LOG_LEVEL.`,
+Exit codes: 0 done/stopped cleanly, ${EXIT_ERROR} error, ${EXIT_USAGE} bad input (nothing was shipped), ${EXIT_LOCKED} another shipper runs on this ledger directory.
+Logs: pino JSON lines on stderr; on a terminal one readable line each. Level from METERING_LOG_LEVEL.`,
     )
     .action(async (flags: ShipFlags) => {
       process.exitCode = await runShip(flags);
     });
 }
 
+/** Refuses paths of the wrong kind before the shipper touches anything (exit 2). */
+function validateShipFlags(flags: ShipFlags, ledgerDir: string): void {
+  const hint = 'the ledger directory is where the recorder writes ledger.jsonl (its `dir`, or <METERING_DIR>/metering)';
+  requireDirectory('--ledger-dir', flags.ledgerDir ?? ledgerDir, ledgerDir, { mustExist: false, hint });
+  if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: '--state-dir is a directory for positions.json and status.json' });
+  const dest = localPath(flags.dest);
+  if (dest !== undefined) requireDirectory('--dest', flags.dest, dest, { mustExist: false, hint: 'a local destination is a bucket directory (created if missing)' });
+  if (flags.metricsFile !== undefined) {
+    if (!flags.once) throw new UsageError('--metrics-file is for `ship --once` (cron); a running shipper serves its metrics with --metrics-port', 'add --once, or use --metrics-port');
+    validateMetricsFile(flags.metricsFile);
+  }
+}
+
 async function runShip(flags: ShipFlags): Promise<number> {
-  const log = await cliLogger('metering-shipper');
+  const log = cliLogger('metering-shipper', { label: 'metering ship' });
+  const ledgerDir = resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {});
+  try {
+    validateShipFlags(flags, ledgerDir);
+  } catch (err) {
+    const e = err as UsageError;
+    log.error({ hint: e.hint, exit_code: EXIT_USAGE }, e.message);
+    return EXIT_USAGE;
+  }
   let dest: Awaited<ReturnType<typeof openDestination>>;
   try {
     if (flags.dest.startsWith('gs://')) {
       // The shipper retries forever with its own backoff (logged, counted, visible in status); the
       // client's extra silent retries would only stretch each failure to many seconds.
-      const { gcsFromUrl } = await import('../destinations/gcs.js');
+      const { gcsFromUrl } = await loadGcs();
       dest = await gcsFromUrl(flags.dest, { clientRetries: 0, ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
     } else {
       dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
     }
   } catch (err) {
-    log.error({ dest: flags.dest, err: (err as Error).message }, 'cannot open the destination');
-    return 1;
+    if (err instanceof OptionalPeerMissingError) {
+      log.error({ dest: flags.dest, hint: err.hint, exit_code: EXIT_USAGE }, err.message);
+      return EXIT_USAGE;
+    }
+    log.error({ dest: flags.dest, err: (err as Error).message, exit_code: EXIT_ERROR }, 'cannot open the destination');
+    return EXIT_ERROR;
   }
   const bar = new ProgressBar();
+  const metrics = flags.metricsPort !== undefined || flags.metricsFile !== undefined ? createShipperMetrics({ defaultMetrics: flags.metricsPort !== undefined }) : undefined;
   const options: ShipperOptions = {
-    ledgerDir: resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {}),
-    destination: dest.destination,
+    ledgerDir,
+    destination: metrics ? metrics.instrument(dest.destination) : dest.destination,
     prefix: dest.prefix,
     node: flags.node,
     batchBytes: flags.batchBytes,
@@ -119,14 +154,40 @@ async function runShip(flags: ShipFlags): Promise<number> {
   try {
     if (flags.once) {
       // SIGTERM keeps its default here (exit at once): positions are saved after every object.
-      const { status } = await shipOnce(options);
+      let status: ShipperStatus;
+      try {
+        ({ status } = await shipOnce(options));
+      } catch (err) {
+        if (flags.metricsFile && metrics) {
+          await writeMetricsFile(flags.metricsFile, 'shipper', false, {
+            objects_failed: { help: 'Object uploads that failed (and were retried) in the last run.', value: await metrics.failedCalls(['upload', 'put']) },
+            failed_calls: { help: 'Destination calls of any kind that failed in the last run.', value: await metrics.failedCalls() },
+          });
+        }
+        throw err;
+      }
       bar.end();
+      if (flags.metricsFile && metrics) {
+        const oldest = status.oldest_unshipped_at ? Date.parse(status.oldest_unshipped_at) : undefined;
+        const lag = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+        await writeMetricsFile(flags.metricsFile, 'shipper', true, {
+          entries_read: { help: 'Valid ledger entries read and shipped by the last run.', value: status.counters.ledger_lines },
+          quarantined_lines: { help: 'Malformed lines shipped to quarantine by the last run.', value: status.counters.quarantined_lines },
+          objects_uploaded: { help: 'Objects created by the last run.', value: status.counters.objects_uploaded },
+          backlog_bytes: { help: 'Ledger bytes not yet shipped when the last run ended.', value: status.backlog_bytes },
+          oldest_unshipped_age_seconds: { help: 'Age of the oldest unshipped entry when the last run ended (0 when drained).', value: lag },
+          watermark_lag_seconds: { help: 'How far what is shipped trails what is written: the oldest unshipped entry\'s age (0 when drained).', value: lag },
+          objects_failed: { help: 'Object uploads that failed (and were retried) in the last run.', value: await metrics.failedCalls(['upload', 'put']) },
+          failed_calls: { help: 'Destination calls of any kind that failed (and were retried) in the last run.', value: await metrics.failedCalls() },
+        });
+      }
       log.info({ shippedLines: status.counters.ledger_lines, quarantined: status.counters.quarantined_lines, objects: status.counters.objects_uploaded, backlogBytes: status.backlog_bytes }, 'shipper: drained');
       return 0;
     }
     const running = await startShipper(options);
-    const metrics = flags.metricsPort !== undefined ? await startMetricsServer(flags.metricsPort, running.status) : undefined;
-    if (metrics) log.info({ url: `http://127.0.0.1:${metrics.port}/metrics` }, 'shipper: metrics endpoint listening');
+    metrics?.setStatus(running.status);
+    const server = metrics && flags.metricsPort !== undefined ? await startMetricsServer(flags.metricsPort, metrics.registry, flags.metricsHost) : undefined;
+    if (server) log.info({ url: server.url }, 'shipper: metrics endpoint listening');
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
       signals++;
@@ -143,15 +204,16 @@ async function runShip(flags: ShipFlags): Promise<number> {
       await running.done;
     } finally {
       bar.end();
-      await metrics?.close();
+      await server?.close();
     }
     return 0;
   } catch (err) {
     if (err instanceof ShipperLockedError) {
-      log.error({ ledgerDir: err.ledgerDir, pid: err.holderPid }, err.message);
+      // `holderPid`, not `pid`: pino already puts this process's own pid on every line.
+      log.error({ ledgerDir: err.ledgerDir, holderPid: err.holderPid, exit_code: EXIT_LOCKED }, err.message);
       return EXIT_LOCKED;
     }
-    log.error({ err: (err as Error).message }, 'shipper failed');
-    return 1;
+    log.error({ err: (err as Error).message, exit_code: EXIT_ERROR }, 'shipper failed');
+    return EXIT_ERROR;
   }
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
 import { readShipperStatus, type ShipperStatusReport } from '../shipper/status.js';
+import { errorExit, requireDirectory } from './cli-error.js';
 
 function age(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return 'never';
@@ -43,11 +44,12 @@ export function registerStatus(program: Command): void {
     .action(async (flags: { ledgerDir?: string; stateDir?: string; json?: boolean }) => {
       const dir = resolveLedgerDir(flags.ledgerDir ? { dir: flags.ledgerDir } : {});
       try {
+        requireDirectory('--ledger-dir', flags.ledgerDir ?? dir, dir, { mustExist: false, hint: 'the ledger directory is where the recorder writes ledger.jsonl' });
+        if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: 'the directory ship --state-dir was given' });
         const report = await readShipperStatus(dir, flags.stateDir);
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
       } catch (err) {
-        process.stderr.write(`metering status: ${(err as Error).message}\n`);
-        process.exitCode = 1;
+        process.exitCode = errorExit('status', err);
       }
     });
 }

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
 import { cliLogger } from '../shipper/cli-logger.js';
-import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, timeFlag, type ConsumerFlags } from './consumer-flags.js';
+import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, timeFlag, validateConsumerFlags, type ConsumerFlags } from './consumer-flags.js';
 
 interface UsageFlags extends ConsumerFlags {
   from?: Date;
@@ -34,9 +34,14 @@ export function registerUsage(program: Command): void {
 }
 
 async function runUsageCommand(flags: UsageFlags): Promise<number> {
+  try {
+    validateConsumerFlags(flags);
+  } catch (err) {
+    return consumerErrorExit('usage', err);
+  }
   const tty = process.stderr.isTTY ? ttyProgress() : undefined;
   try {
-    const logger = await cliLogger('metering-usage');
+    const logger = cliLogger('metering-usage');
     logger.level = tty ? 'warn' : logger.level;
     const res = await runRollup({
       ...(await rollupOptionsFromFlags(flags)),
@@ -51,12 +56,12 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
       process.stdout.write(formatUsageTable(table, res.report.watermark));
     }
     if (flags.html) {
-      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now }), { mode: 0o644 });
+      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows: res.hourly }), { mode: 0o644 });
       process.stderr.write(`wrote ${flags.html}\n`);
     }
     return 0;
   } catch (err) {
     tty?.done();
-    return consumerErrorExit(err);
+    return consumerErrorExit('usage', err);
   }
 }

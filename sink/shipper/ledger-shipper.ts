@@ -15,7 +15,7 @@ import { PositionStore, type SegmentPosition } from './positions.js';
 import { highestGen, listSegmentCoverage, type CoveredRange } from './reconcile.js';
 import { errorText, retryForever, StopSignal, StoppedError } from './retry.js';
 import { SegmentBatcher } from './segment-batcher.js';
-import { writeStatus, zeroCounters, type ShipperCounters, type ShipperStatus } from './status.js';
+import { destinationLabel, writeStatus, zeroCounters, type ShipperCounters, type ShipperStatus } from './status.js';
 import { uploadBatch, type UploadContext } from './uploader.js';
 
 /** Bytes at the head of a segment whose hash is remembered to catch an in-place rewrite. */
@@ -427,7 +427,7 @@ export class Shipper {
       v: 1,
       pid: process.pid,
       node: this.o.node,
-      destination: this.o.destination.description,
+      destination: destinationLabel(this.o.destination.description, this.o.prefix),
       ledger_dir: this.o.ledgerDir,
       started_at: this.startedAt,
       updated_at: new Date().toISOString(),

@@ -6,7 +6,7 @@ import { errorText } from './retry.js';
 import { Shipper } from './ledger-shipper.js';
 import { acquireShipperLock } from './lock.js';
 import type { ShipperOptions } from './options.js';
-import type { ShipperStatus } from './status.js';
+import { destinationLabel, type ShipperStatus } from './status.js';
 import { watchLedgerDir, Wakeup } from './wakeup.js';
 
 export type { ShipperOptions, ShippedEvent } from './options.js';
@@ -86,7 +86,7 @@ export async function startShipper(options: ShipperOptions): Promise<RunningShip
   const wakeup = new Wakeup();
   const watcher = o.watch ? watchLedgerDir(o.ledgerDir, wakeup, o.log) : undefined;
   const stopWake = (): void => wakeup.poke();
-  o.log.info({ ledgerDir: o.ledgerDir, destination: o.destination.description, node: o.node, stateDir: o.stateDir }, 'shipper: started');
+  o.log.info({ ledgerDir: o.ledgerDir, destination: destinationLabel(o.destination.description, o.prefix), node: o.node, stateDir: o.stateDir }, 'shipper: started');
 
   void shipper.refreshStatus(); // `metering status` has figures even if the first pass blocks
   const statusTimer = setInterval(() => void shipper.refreshStatus(), Math.min(1000, o.progressMs));

@@ -26,6 +26,16 @@ export function zeroCounters(): ShipperCounters {
   return { objects_uploaded: 0, bytes_uploaded: 0, ledger_lines: 0, quarantined_lines: 0, upload_errors: 0, generations_bumped: 0, segments_deleted: 0 };
 }
 
+/**
+ * Where the shipper uploads, as the user wrote it: the destination's description with the object
+ * prefix (`gs://bucket/prefix`, endpoint note kept after it), so status shows the full location.
+ */
+export function destinationLabel(description: string, prefix: string): string {
+  if (!prefix) return description;
+  const [location, ...rest] = description.split(' ');
+  return [`${location!.replace(/\/+$/, '')}/${prefix}`, ...rest].join(' ');
+}
+
 /** Written by the running shipper to `<state-dir>/status.json` after every cycle. */
 export interface ShipperStatus {
   v: 1;

@@ -9,7 +9,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GcsDestination, type ShipperStatus } from 'metering-ledger/sink';
+import type { ShipperStatus } from 'metering-ledger/sink';
+import { GcsDestination } from 'metering-ledger/sink/gcs';
 import { startGcsServer, type FaultHandle, type GcsTestServer } from '../support/gcs-server.js';
 import { acknowledgedIds, checkPipeline, removeRoot, sampleRss, sleep, startShipperProcess, startWriter, tempRoot, until, type FaultResult, type WriterProcess } from './support.js';
 

@@ -5,7 +5,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Starts a TypeScript file as its own Node process, resolving `metering-ledger` to the sources. */
 export function spawnTs(file: string, args: string[], options: SpawnOptions = {}): ChildProcess {
-  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', file, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  return spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
 }
 
 /** Starts the `metering` CLI as a user would run it. */
