@@ -51,8 +51,10 @@ describe('errors on a terminal', () => {
     expect(r.screen).not.toContain('{"level"');
     const date = await onTerminal(['usage', '--source', root, '--from', '2026-02-30']);
     expect(date.code).toBe(2);
-    expect(date.screen).toMatch(/^metering usage: option '--from <time>' argument '2026-02-30' is invalid\. invalid time "2026-02-30": 2026-02 has no day 30; use ISO 8601/m);
-    expect(date.screen).toMatch(/hint: see `metering usage --help`/);
+    expect(date.screen).toMatch(/^metering usage: --from: invalid time "2026-02-30": 2026-02 has no day 30\r?\n\s+hint: use ISO 8601 with a zone, e\.g\. 2026-11-24T10:00:00Z/m);
+    const flag = await onTerminal(['rollup', '--source', root]);
+    expect(flag.code).toBe(2);
+    expect(flag.screen).toMatch(/^metering rollup: required option '--out <dir>' not specified\r?\n\s+hint: see `metering rollup --help`/m);
   });
 
   it.skipIf(!hasScript)('the shipper: the same style for its errors', async () => {

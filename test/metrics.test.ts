@@ -164,9 +164,11 @@ describe('--metrics-file (textfile collector) for the batch commands', () => {
     expect(shipped.code, shipped.stderr).toBe(0);
   });
 
-  it('ship --once writes last success, lines shipped, backlog and failed calls', async () => {
+  it('ship --once writes last success, entries read, lag, objects failed and backlog', async () => {
     const text = fs.readFileSync(path.join(root, 'ship.prom'), 'utf8');
-    expect(text).toMatch(/^metering_shipper_lines_shipped 20$/m);
+    expect(text).toMatch(/^metering_shipper_entries_read 20$/m);
+    expect(text).toMatch(/^metering_shipper_watermark_lag_seconds 0$/m);
+    expect(text).toMatch(/^metering_shipper_objects_failed 0$/m);
     expect(text).toMatch(/^metering_shipper_backlog_bytes 0$/m);
     expect(text).toMatch(/^metering_shipper_failed_calls 0$/m);
     expect(text).toMatch(/^metering_shipper_last_run_success 1$/m);

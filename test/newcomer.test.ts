@@ -36,10 +36,26 @@ function exec(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv =
 
 const npm = (args: string[], cwd: string): Promise<Ran> => exec('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], cwd);
 
-/** The files a `git clone` of this checkout has: tracked (and new, not ignored) files, as they are now. */
+/** What a build, an install or a run leaves in a checkout: never part of a clone. */
+const UNTRACKED = new Set(['node_modules', 'dist', '.demo', 'demo-output', 'coverage', '.bench', '.git']);
+
+/** The files of this checkout a `git clone` has: tracked (and new, not ignored) files, as they are now. */
+function trackedFiles(): string[] {
+  try {
+    return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\0')
+      .filter(Boolean);
+  } catch {
+    // Not a git checkout (an exported tree): everything but what builds and runs leave behind.
+    return (fs.readdirSync(REPO_ROOT, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+      .filter((e) => e.isFile())
+      .map((e) => path.relative(REPO_ROOT, path.join(e.parentPath, e.name)))
+      .filter((rel) => !UNTRACKED.has(rel.split(path.sep)[0]!) && !rel.endsWith('.tgz') && !rel.endsWith('.log'));
+  }
+}
+
 function cloneInto(dest: string): void {
-  const list = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\0').filter(Boolean);
-  for (const rel of list) {
+  for (const rel of trackedFiles()) {
     const from = path.join(REPO_ROOT, rel);
     if (!fs.existsSync(from) || fs.statSync(from).isDirectory()) continue;
     fs.mkdirSync(path.join(dest, path.dirname(rel)), { recursive: true });
@@ -74,16 +90,20 @@ async function checkHelp(metering: Metering, version: string): Promise<void> {
   expect((await metering(['usage', '--help'])).stdout).not.toMatch(/--out <dir>\s+\(required\)/);
 }
 
+/** Every date error carries the same hint. */
+const DATE_HINT = /^use ISO 8601 with a zone, e\.g\. 2026-11-24T10:00:00Z, or a date 2026-11-24 \(UTC midnight\)$/;
+
 /** Each bad input: exit 2, its message (pino JSON, not a terminal), and nothing written. */
 async function checkBadInputs(metering: Metering, root: string, bucket: string): Promise<void> {
   const aFile = path.join(root, 'a-file');
   fs.writeFileSync(aFile, 'not a directory\n');
   const out = path.join(root, 'never-created');
   const cases: Array<{ args: string[]; msg: RegExp; hint?: RegExp }> = [
-    { args: ['usage', '--source', bucket, '--from', '2026-02-30'], msg: /invalid time "2026-02-30": 2026-02 has no day 30; use ISO 8601/ },
-    { args: ['usage', '--source', bucket, '--from', '2026-11-20T25:00:00Z'], msg: /is not a time of day; use ISO 8601/ },
-    { args: ['usage', '--source', bucket, '--from', '20-11-2026'], msg: /invalid time "20-11-2026": use ISO 8601 with a zone/ },
-    { args: ['usage', '--source', bucket, '--to', 'yesterday'], msg: /invalid time "yesterday": use ISO 8601 with a zone/ },
+    { args: ['usage', '--source', bucket, '--from', '2026-02-30'], msg: /^--from: invalid time "2026-02-30": 2026-02 has no day 30$/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--from', '2026-11-20T25:00:00Z'], msg: /^--from: invalid time .*: 25:00:00 is not a time of day$/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--from', '20-11-2026'], msg: /^--from: invalid time "20-11-2026": not an ISO 8601 time/, hint: DATE_HINT },
+    { args: ['usage', '--source', bucket, '--to', 'yesterday'], msg: /^--to: invalid time "yesterday"/, hint: DATE_HINT },
+    { args: ['rollup', '--source', bucket, '--out', out, '--now', '2026-11-31T00:00:00Z'], msg: /^--now: invalid time .*2026-11 has no day 31$/, hint: DATE_HINT },
     { args: ['usage', '--source', bucket, '--from', '2026-11-21', '--to', '2026-11-20', '--out', out], msg: /--from 2026-11-21T00:00:00.000Z is not before --to 2026-11-20T00:00:00.000Z/ },
     { args: ['usage', '--source', bucket, '--from', '2026-11-20', '--to', '2026-11-20', '--out', out], msg: /is not before --to/ },
     { args: ['usage', '--source', aFile], msg: /--source .*a-file is a file, not a directory/, hint: /bucket directory/ },
@@ -194,13 +214,16 @@ describe('a newcomer, from the packed tarball', () => {
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.tgz'))).toEqual([]);
     const pkg = JSON.parse((await exec('tar', ['xzf', tarball, '-O', 'package/package.json'], root)).stdout) as {
-      repository?: { url?: string };
       exports: Record<string, unknown>;
       dependencies: Record<string, string>;
       peerDependencies: Record<string, string>;
       peerDependenciesMeta: Record<string, { optional?: boolean }>;
     };
-    expect(pkg.repository?.url).toBeTruthy();
+    // The README's relative docs/ links resolve inside the package itself (there is no repository URL to resolve them against).
+    const readme = fs.readFileSync(path.resolve('README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\((docs\/[^)#]+)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(0);
+    for (const link of links) expect(files, link).toContain(link);
     expect(JSON.stringify(pkg.exports)).not.toContain('"source"');
     expect(pkg.dependencies['@google-cloud/storage']).toBeUndefined();
     expect(pkg.dependencies['ndjson']).toBeUndefined();

@@ -146,14 +146,15 @@ describe.skipIf(!hasChromium)('metering usage --html in chromium', () => {
         for (const metric of ['cpu', 'memory', 'storage']) {
           const chart = page.locator(`figure.chart[data-metric="${metric}"]`);
           expect(await chart.locator('g.bar').count()).toBe(HOURS);
+          expect(await chart.locator('svg rect').count()).toBe(HOURS); // one rect per hour; segments are paths
           expect(await chart.locator('line.grid').count()).toBeGreaterThanOrEqual(3);
           expect(await chart.locator('line.watermark').count()).toBe(1);
-          const groupsDrawn = new Set(await chart.locator('rect.seg').evaluateAll((els) => els.map((e) => e.getAttribute('data-group'))));
+          const groupsDrawn = new Set(await chart.locator('path.seg').evaluateAll((els) => els.map((e) => e.getAttribute('data-group'))));
           for (const g of groupsDrawn) expect(legend).toContain(g);
         }
         const cpu = page.locator('figure.chart[data-metric="cpu"]');
         // 03:00-04:00 both VMs run: two segments stacked in one bar (2 + 4 vCPUs = 6).
-        expect(await cpu.locator('g.bar[data-hour="2026-11-20T03:00:00.000Z"] rect.seg').count()).toBe(2);
+        expect(await cpu.locator('g.bar[data-hour="2026-11-20T03:00:00.000Z"] path.seg').count()).toBe(2);
         expect(await cpu.locator('text.ytick').allTextContents()).toContain('6 vCPUs');
         expect(await page.locator('figure.chart[data-metric="memory"] text.ytick').evaluateAll((els) => els.some((e) => / GiB$/.test(e.textContent ?? '')))).toBe(true);
         expect(await cpu.locator('figcaption').textContent()).toBe('Average vCPUs in use, per hour');

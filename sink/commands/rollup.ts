@@ -17,8 +17,8 @@ export function registerRollup(program: Command): void {
   addConsumerFlags(cmd, true)
     .option('--metrics-file <file.prom>', 'write node-exporter textfile-collector metrics here (last success time, entries read, watermark lag, objects failed)')
     .action(async (flags: RollupFlags) => {
-    process.exitCode = await runRollupCommand(flags);
-  });
+      process.exitCode = await runRollupCommand(flags);
+    });
 }
 
 type RollupFlags = ConsumerFlags & { out: string; metricsFile?: string };

@@ -71,7 +71,7 @@ export function registerShip(program: Command): void {
     .option('--state-dir <dir>', 'where positions.json and status.json live (default: <ledger-dir>/.shipper)')
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics (off by default)').argParser(port))
     .option('--metrics-host <host>', 'address the metrics endpoint listens on (0.0.0.0 or :: for a scraper on another machine)', '127.0.0.1')
-    .option('--metrics-file <file.prom>', 'with --once: write node-exporter textfile-collector metrics here (last success time, lines shipped, backlog, failed calls)')
+    .option('--metrics-file <file.prom>', 'with --once: write node-exporter textfile-collector metrics here (last success time, entries read, lag, objects failed)')
     .option('--no-progress-bar', 'no progress bar on a terminal while draining a backlog')
     .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(2000).argParser(millis))
     .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(250).argParser(millis))
@@ -158,19 +158,27 @@ async function runShip(flags: ShipFlags): Promise<number> {
       try {
         ({ status } = await shipOnce(options));
       } catch (err) {
-        if (flags.metricsFile && metrics) await writeMetricsFile(flags.metricsFile, 'shipper', false, { failed_calls: { help: 'Destination calls that failed in the last run.', value: await metrics.failedCalls() } });
+        if (flags.metricsFile && metrics) {
+          await writeMetricsFile(flags.metricsFile, 'shipper', false, {
+            objects_failed: { help: 'Object uploads that failed (and were retried) in the last run.', value: await metrics.failedCalls(['upload', 'put']) },
+            failed_calls: { help: 'Destination calls of any kind that failed in the last run.', value: await metrics.failedCalls() },
+          });
+        }
         throw err;
       }
       bar.end();
       if (flags.metricsFile && metrics) {
         const oldest = status.oldest_unshipped_at ? Date.parse(status.oldest_unshipped_at) : undefined;
+        const lag = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
         await writeMetricsFile(flags.metricsFile, 'shipper', true, {
-          lines_shipped: { help: 'Valid ledger lines shipped by the last run.', value: status.counters.ledger_lines },
+          entries_read: { help: 'Valid ledger entries read and shipped by the last run.', value: status.counters.ledger_lines },
           quarantined_lines: { help: 'Malformed lines shipped to quarantine by the last run.', value: status.counters.quarantined_lines },
           objects_uploaded: { help: 'Objects created by the last run.', value: status.counters.objects_uploaded },
           backlog_bytes: { help: 'Ledger bytes not yet shipped when the last run ended.', value: status.backlog_bytes },
-          oldest_unshipped_age_seconds: { help: 'Age of the oldest unshipped entry when the last run ended (0 when drained).', value: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000) },
-          failed_calls: { help: 'Destination calls that failed (and were retried) in the last run.', value: await metrics.failedCalls() },
+          oldest_unshipped_age_seconds: { help: 'Age of the oldest unshipped entry when the last run ended (0 when drained).', value: lag },
+          watermark_lag_seconds: { help: 'How far what is shipped trails what is written: the oldest unshipped entry\'s age (0 when drained).', value: lag },
+          objects_failed: { help: 'Object uploads that failed (and were retried) in the last run.', value: await metrics.failedCalls(['upload', 'put']) },
+          failed_calls: { help: 'Destination calls of any kind that failed (and were retried) in the last run.', value: await metrics.failedCalls() },
         });
       }
       log.info({ shippedLines: status.counters.ledger_lines, quarantined: status.counters.quarantined_lines, objects: status.counters.objects_uploaded, backlogBytes: status.backlog_bytes }, 'shipper: drained');

@@ -1,6 +1,7 @@
 /** Parsing of the CLI's time flags (--from, --to, --now): a real calendar time or a clear refusal. */
+import { FlagValueError } from './flag-parser.js';
 
-const HINT = 'use ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z, or a date 2026-11-24 (UTC midnight)';
+export const TIME_HINT = 'use ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z, or a date 2026-11-24 (UTC midnight)';
 const FORMAT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|([+-])(\d{2}):(\d{2})))?$/;
 
 const daysIn = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -11,7 +12,7 @@ const daysIn = (year: number, month: number): number => new Date(Date.UTC(year, 
  */
 export function parseTime(s: string): Date {
   const m = FORMAT.exec(s);
-  if (!m) throw new Error(`invalid time ${JSON.stringify(s)}: ${HINT}`);
+  if (!m) throw new FlagValueError(`invalid time ${JSON.stringify(s)}: not an ISO 8601 time with a zone, nor a date`, TIME_HINT);
   const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4] ?? '0', m[5] ?? '0', m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
   const problem =
     month < 1 || month > 12
@@ -23,8 +24,8 @@ export function parseTime(s: string): Date {
           : m[9] && (Number(m[10]) > 23 || Number(m[11]) > 59)
             ? `${m[8]} is not a zone offset`
             : undefined;
-  if (problem) throw new Error(`invalid time ${JSON.stringify(s)}: ${problem}; ${HINT}`);
+  if (problem) throw new FlagValueError(`invalid time ${JSON.stringify(s)}: ${problem}`, TIME_HINT);
   const d = new Date(m[4] === undefined ? `${s}T00:00:00Z` : s);
-  if (!Number.isFinite(d.getTime())) throw new Error(`invalid time ${JSON.stringify(s)}: ${HINT}`);
+  if (!Number.isFinite(d.getTime())) throw new FlagValueError(`invalid time ${JSON.stringify(s)}`, TIME_HINT);
   return d;
 }

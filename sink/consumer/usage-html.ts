@@ -16,7 +16,8 @@ const HOUR = BigInt(HOUR_MS);
 export const MAX_CHART_GROUPS = 20;
 /** Longest time axis drawn (the table still covers the whole range). */
 const MAX_HOURS = 24 * 400;
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#86bcb6', '#d37295', '#a0cbe8', '#ffbe7d', '#8cd17d', '#f1ce63', '#499894', '#d4a6c8', '#fabfd2', '#79706e', '#b6992d'];
+// Tableau 10 without its grey (kept for "others"), then darker shades of distinct hues.
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#b07aa1', '#edc948', '#76b7b2', '#ff9da7', '#9c755f', '#1f3f73', '#b35806', '#2d6a2e', '#9e1b1b', '#5b2c83', '#8a6d00', '#1f6f6a', '#ad1457', '#5d4037', '#37474f', '#7cb342'];
 const OTHERS_COLOR = '#bab0ac';
 
 interface Metric {
@@ -159,6 +160,9 @@ function chart(metric: Metric, hours: number[], groups: Group[], watermark: numb
   }
   hours.forEach((t, i) => {
     const final = watermark !== undefined && t + HOUR_MS <= watermark;
+    const status = final ? 'final' : 'provisional';
+    const x = LEFT + i * bw + bw * 0.08;
+    const w = Math.max(bw * 0.84, 0.5);
     let acc = 0;
     const segs = groups
       .map((g, gi) => {
@@ -168,11 +172,14 @@ function chart(metric: Metric, hours: number[], groups: Group[], watermark: numb
         acc += v;
         const y1 = y(acc);
         const total = g.perHour.get(iso[i]!)!;
-        const tip = `${g.label} — ${hourRange(t)}: ${tickText(Number(v.toFixed(3)))} ${metric.unit} on average (${metric.total(total)} ${metric.totalUnit}), ${final ? 'final' : 'provisional'}`;
-        return `<rect class="seg" data-group="${esc(g.label)}" x="${(LEFT + i * bw + bw * 0.08).toFixed(2)}" y="${y1.toFixed(2)}" width="${Math.max(bw * 0.84, 0.5).toFixed(2)}" height="${Math.max(y0 - y1, 0).toFixed(2)}" fill="${g.color}"><title>${esc(tip)}</title></rect>`;
+        const tip = `${g.label} — ${hourRange(t)}: ${tickText(Number(v.toFixed(3)))} ${metric.unit} on average (${metric.total(total)} ${metric.totalUnit}), ${status}`;
+        return `<path class="seg" data-group="${esc(g.label)}" d="M${x.toFixed(2)} ${y0.toFixed(2)}h${w.toFixed(2)}V${y1.toFixed(2)}h${(-w).toFixed(2)}Z" fill="${g.color}"><title>${esc(tip)}</title></path>`;
       })
       .join('');
-    parts.push(`<g class="bar${final ? '' : ' provisional'}" data-hour="${iso[i]}">${segs}</g>`);
+    // One rect per hour (the bar's full-height hover area, behind its segments): the hour's total.
+    const hourTip = `${hourRange(t)}: ${tickText(Number(acc.toFixed(3)))} ${metric.unit} on average in all, ${status}`;
+    const hit = `<rect class="hour" x="${x.toFixed(2)}" y="${TOP}" width="${w.toFixed(2)}" height="${plotH}" fill="transparent"><title>${esc(hourTip)}</title></rect>`;
+    parts.push(`<g class="bar${final ? '' : ' provisional'}" data-hour="${iso[i]}">${hit}${segs}</g>`);
   });
   // Hour labels at a round step, the date under the first label and under every midnight.
   const step = labelStepHours(hours.length);
@@ -209,7 +216,7 @@ figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.3em}
 svg text{font-size:11px;fill:#444}svg .xdate{fill:#777}svg .axis-title{fill:#777}
 svg .grid{stroke:#e6e6e6}svg .axis{stroke:#888}svg .xtick{stroke:#888}
 svg .watermark{stroke:#c0392b;stroke-width:1.5;stroke-dasharray:5 3}svg .watermark-label{fill:#c0392b;font-weight:600}
-svg g.provisional rect{fill-opacity:.45}
+svg g.provisional path{fill-opacity:.45}svg rect.hour:hover{fill:rgba(0,0,0,.04)}
 .legend{list-style:none;padding:0;margin:.5em 0;display:flex;flex-wrap:wrap;gap:.3em 1.2em}
 .legend li{display:flex;align-items:center;gap:.35em}.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px}
 .key{border:1px solid #eee;background:#fafafa;padding:.6em .9em;border-radius:4px}

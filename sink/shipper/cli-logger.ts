@@ -43,7 +43,7 @@ export function formatHumanLine(label: string, line: string): string {
   if (lvl >= 50) return `${label}: ${msg}${fields ? ` (${fields})` : ''}${hint}\n`;
   const time = typeof rec.time === 'number' ? new Date(rec.time).toTimeString().slice(0, 8) : '';
   const tag = lvl >= 40 ? 'warning: ' : lvl < 30 ? `${LEVELS[lvl] ?? 'debug'}: ` : '';
-  return `${time} ${tag}${msg}${fields ? `  ${fields}` : ''}${hint}\n`;
+  return `${time ? `${time} ` : ''}${tag}${msg}${fields ? `  ${fields}` : ''}${hint}\n`;
 }
 
 function humanStream(label: string): Writable {

@@ -38,8 +38,8 @@ export interface ShipperMetrics {
   instrument(destination: Destination): Destination;
   /** Where the figures from the shipper's status come from (set once the shipper runs). */
   setStatus(status: () => ShipperStatus): void;
-  /** Destination calls that failed so far (all operations and reasons). */
-  failedCalls(): Promise<number>;
+  /** Destination calls that failed so far, all of them or those of the given operations. */
+  failedCalls(operations?: readonly string[]): Promise<number>;
 }
 
 const COUNTERS: Array<[keyof ShipperCounters, string, string]> = [
@@ -127,8 +127,8 @@ export function createShipperMetrics(options: { defaultMetrics?: boolean } = {})
     setStatus(s) {
       status = s;
     },
-    async failedCalls() {
-      return (await errors.get()).values.reduce((sum, v) => sum + v.value, 0);
+    async failedCalls(operations) {
+      return (await errors.get()).values.filter((v) => !operations || operations.includes(String(v.labels.operation))).reduce((sum, v) => sum + v.value, 0);
     },
     instrument(d: Destination): Destination {
       return {
