@@ -34,7 +34,7 @@ registerSql(program);
 // JSON otherwise) and exit 2, commander's own wording kept as the message.
 for (const cmd of [program, ...program.commands]) {
   if (cmd !== program && cmd.name() !== 'ship') {
-    cmd.addHelpText('after', `\nExit codes: 0 success, 1 failure while working, ${EXIT_USAGE} bad input (nothing was written)${cmd.name() === 'status' ? '' : ', 3 another run holds the lock'}.\nErrors: one line and a hint on a terminal, pino JSON on stderr otherwise (README "Exit codes and errors").`);
+    cmd.addHelpText('after', `\nExit codes: 0 success, 1 failure while working, ${EXIT_USAGE} bad input (nothing was written)${cmd.name() === 'status' || cmd.name() === 'sql' ? '' : ', 3 another run holds the lock'}.\nErrors: one line and a hint on a terminal, pino JSON on stderr otherwise (README "Exit codes and errors").`);
   }
   // commander enforces required options but does not say so in --help.
   for (const opt of cmd.options) if (opt.mandatory && !opt.description.startsWith('(required)')) opt.description = `(required) ${opt.description}`;

@@ -4,13 +4,17 @@
  * outputs match runRollup's files, a re-run with nothing new changes nothing, and without
  * @duckdb/node-api installed it says how to install it.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireStateLock, RollupLockedError, runRollup, runSqlRollup, StateFileError } from 'metering-ledger/sink';
-import { DUCKDB_INSTALL_HINT, importOptional } from '../sink/consumer/engine/duckdb-module.js';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { tempDir } from './support/tmp.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const HIDE_DUCKDB = new URL('./support/hide-duckdb.mjs', import.meta.url).href;
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -84,7 +88,16 @@ describe('runSqlRollup (DuckDB engine)', () => {
     expect(next.report.entries_read).toBe(first.report.entries_read + 1);
   });
 
-  it('without @duckdb/node-api installed, says how to install it', async () => {
-    await expect(importOptional('@duckdb/node-api-not-installed', DUCKDB_INSTALL_HINT)).rejects.toThrow('metering rollup needs @duckdb/node-api: npm install @duckdb/node-api');
+  it('without @duckdb/node-api installed, says what to install (a real process in which the package does not resolve)', async () => {
+    const { bucket } = await fleet();
+    const script = `import { runSqlRollup } from 'metering-ledger/sink';
+try { await runSqlRollup({ source: ${JSON.stringify(bucket.dir)} }); console.log('no error'); }
+catch (err) { console.log(JSON.stringify({ name: err.name, message: err.message, hint: err.hint })); }`;
+    const r = spawnSync(process.execPath, ['--import', HIDE_DUCKDB, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { name: string; message: string; hint: string };
+    expect(out.name).toBe('OptionalPeerMissingError');
+    expect(out.message).toMatch(/^metering rollup needs the optional package @duckdb\/node-api/);
+    expect(out.hint).toMatch(/^npm install @duckdb\/node-api@/);
   });
 });

@@ -64,3 +64,25 @@ describe('BigQuery rendering of the rules', () => {
     expect(renderRules('duckdb', PARAMS[0]!).map((s) => s.file)).toEqual(renderRules('bigquery', PARAMS[0]!).map((s) => s.file));
   });
 });
+
+describe('metering sql', () => {
+  const bin = fileURLToPath(new URL('../bin/metering.js', import.meta.url));
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, 'sql', ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  it('prints the rules for a dialect with the run parameters as literals; bad input exits 2 and prints nothing', () => {
+    const bq = run(['--dialect', 'bigquery', '--dataset', 'proj.billing', '--now', '2026-11-24T10:00:00Z', '--grace', '0s', '--run', '3']);
+    expect(bq.status, bq.stderr).toBe(0);
+    expect(bq.stdout).toContain('CREATE TEMP FUNCTION metering_fold(');
+    expect(bq.stdout).toContain('`proj.billing.entries`');
+    expect(bq.stdout).toContain(String(Date.UTC(2026, 10, 24, 10)));
+    const duck = run(['--dialect', 'duckdb', '--now', '2026-11-24T10:00:00Z']);
+    expect(duck.status, duck.stderr).toBe(0);
+    expect(duck.stdout).toContain('CREATE TABLE IF NOT EXISTS metering_entries');
+    expect(duck.stdout).not.toContain('CREATE TEMP FUNCTION');
+    for (const bad of [['--dialect', 'oracle'], ['--dialect', 'bigquery', '--dataset', 'a;b'], ['--dialect', 'duckdb', '--run', '0'], ['--dialect', 'duckdb', '--grace', 'soon']]) {
+      const r = run(bad);
+      expect(r.status, bad.join(' ')).toBe(2);
+      expect(r.stdout, bad.join(' ')).toBe('');
+    }
+  });
+});

@@ -3,7 +3,9 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS } from '../consumer/run-rollup.js';
 import { DIALECTS, type Dialect } from '../sql/render.js';
 import { renderSqlScript } from '../sql/script.js';
-import { durationFlag, EXIT_USAGE, timeFlag } from './consumer-flags.js';
+import { reportError } from './cli-error.js';
+import { durationFlag, timeFlag } from './consumer-flags.js';
+import { EXIT_USAGE } from './exit-codes.js';
 import { flagParser } from './flag-parser.js';
 
 const runFlag = flagParser((s: string): number => {
@@ -45,7 +47,7 @@ export function registerSql(program: Command): void {
         );
         process.stdout.write(script);
       } catch (err) {
-        process.stderr.write(`metering sql: ${(err as Error).message}\n`);
+        reportError('sql', (err as Error).message, { hint: 'see `metering sql --help`', exitCode: EXIT_USAGE });
         process.exitCode = EXIT_USAGE;
       }
     });
