@@ -9,6 +9,7 @@
  * Same options and result shapes as runRollup, so the two can be compared row for row.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { pino } from 'pino';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
@@ -31,9 +32,10 @@ import { loadNewObjects } from './load-objects.js';
 /** Items per findings list in the report (counts are exact), as in the TypeScript consumer. */
 const CAP = 1000;
 const STATE_SCHEMA_VERSION = 1;
+export const DEFAULT_MEMORY_LIMIT = '1GB';
 
 export interface SqlRollupOptions extends RollupOptions {
-  /** DuckDB `memory_limit` (e.g. `1GB`); beyond it DuckDB spills to its temp directory. */
+  /** DuckDB `memory_limit` (e.g. `1GB`, default `1GB`); beyond it DuckDB spills to its temp directory. */
   memoryLimit?: string;
   /** DuckDB worker threads (default: DuckDB's, one per core). */
   threads?: number;
@@ -170,10 +172,13 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
     if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
       throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
     }
-    const config: Record<string, string> = {};
+    // Bounded memory: beyond the limit DuckDB spills to a temp directory beside the state (or in
+    // the system's temp directory for a one-shot run), never into the working directory.
+    const config: Record<string, string> = {
+      memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
+      temp_directory: stateFile ? `${stateFile}.tmp` : path.join(os.tmpdir(), `metering-duckdb-${process.pid}`),
+    };
     if (options.threads !== undefined) config.threads = String(options.threads);
-    if (options.memoryLimit) config.memory_limit = options.memoryLimit;
-    if (stateFile) config.temp_directory = `${stateFile}.tmp`;
     try {
       instance = await duck.DuckDBInstance.create(stateFile ?? ':memory:', config);
     } catch (err) {
