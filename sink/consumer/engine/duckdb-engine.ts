@@ -32,10 +32,9 @@ import { loadNewObjects } from './load-objects.js';
 /** Items per findings list in the report (counts are exact), as in the TypeScript consumer. */
 const CAP = 1000;
 const STATE_SCHEMA_VERSION = 1;
-export const DEFAULT_MEMORY_LIMIT = '1GB';
 
 export interface SqlRollupOptions extends RollupOptions {
-  /** DuckDB `memory_limit` (e.g. `1GB`, default `1GB`); beyond it DuckDB spills to its temp directory. */
+  /** DuckDB `memory_limit` (e.g. `4GB`; default DuckDB's, 80 % of RAM); beyond it DuckDB spills where it can. */
   memoryLimit?: string;
   /** DuckDB worker threads (default: DuckDB's, one per core). */
   threads?: number;
@@ -172,12 +171,14 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
     if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
       throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
     }
-    // Bounded memory: beyond the limit DuckDB spills to a temp directory beside the state (or in
-    // the system's temp directory for a one-shot run), never into the working directory.
+    // DuckDB spills to a temp directory beside the state (or in the system's temp directory for a
+    // one-shot run), never into the working directory. No memory limit by default: the fold step
+    // (one ordered list per resource, 30_timelines.sql) does not spill, and 1 GB is too little for
+    // it at 300 000 entries; a bounded fold is issue 11's incremental engine.
     const config: Record<string, string> = {
-      memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
       temp_directory: stateFile ? `${stateFile}.tmp` : path.join(os.tmpdir(), `metering-duckdb-${process.pid}`),
     };
+    if (options.memoryLimit !== undefined) config.memory_limit = options.memoryLimit;
     if (options.threads !== undefined) config.threads = String(options.threads);
     try {
       instance = await duck.DuckDBInstance.create(stateFile ?? ':memory:', config);
