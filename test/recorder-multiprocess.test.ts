@@ -62,9 +62,11 @@ describe('several processes writing one ledger directory', () => {
       seqs.sort((a, b) => a - b);
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     }
-    // Rotation happened many times, and every sealed segment ends on a line boundary unless a kill tore it.
+    // Rotation happened repeatedly, and every sealed segment ends on a line boundary unless a kill tore it.
+    // (How many times depends on scheduling: a loaded machine takes the rotation lock less often, so
+    // segments grow past the limit; 9 segments were seen at load average 10 where 100+ are usual.)
     const segments = listSegments(dir);
-    expect(segments.length).toBeGreaterThan(10);
+    expect(segments.length).toBeGreaterThanOrEqual(3);
     const tornEnds = segments.filter((s) => !fs.readFileSync(path.join(dir, s)).subarray(-1).equals(Buffer.from('\n'))).length;
     expect(tornEnds).toBeLessThanOrEqual(killedCount);
   });
