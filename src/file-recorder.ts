@@ -14,7 +14,7 @@ import {
 import { defaultMeteringLogger, RateLimitedLog, type Logger } from './log.js';
 import { NopRecorder, type Recorder, type RecorderStats } from './recorder.js';
 import { randomId, ulid } from './ulid.js';
-import { MeteringValidationError, validateInput } from './validate.js';
+import { MeteringValidationError, snapshotInput, validateInput } from './validate.js';
 
 /**
  * How durable an entry is when `emit` returns.
@@ -123,32 +123,42 @@ export class FileRecorder implements Recorder {
     }
   }
 
+  /**
+   * Never throws, whatever `input` is: it is read exactly once into a plain copy (snapshotInput),
+   * and only that copy is validated and serialised.
+   */
   emit(input: EntryInput): string | undefined {
     let line: string;
     let id: string;
+    let entry: EntryInput | undefined;
     try {
       if (!this.seg) {
         this.counters.droppedWrite++;
         this.rlog.warn('closed', { dir: this.dir }, 'metering: emit after close; entry dropped');
         return undefined;
       }
-      const emitted_at = validateInput(input, this.now);
-      id = ulid(input.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
+      entry = snapshotInput(input);
+      const emitted_at = validateInput(entry, this.now);
+      id = ulid(entry.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
       // The fixed head (version, node, writer) is serialized once per recorder; see serializeEntry
       // for the format, which this must match byte for byte (a test checks it does).
-      let text = `{"v":1,"id":"${id}"${this.nodeWriterJson}${this.seq + 1},"kind":"${input.kind}"`;
-      if (input.vm_id !== undefined) text += `,"vm_id":${JSON.stringify(input.vm_id)}`;
-      if (input.snapshot_id !== undefined) text += `,"snapshot_id":${JSON.stringify(input.snapshot_id)}`;
-      if (input.source_snapshot_id !== undefined) text += `,"source_snapshot_id":${JSON.stringify(input.source_snapshot_id)}`;
-      text += `,"reason":"${input.reason}"`;
-      if (input.hypervisor !== undefined) text += `,"hypervisor":${JSON.stringify(input.hypervisor)}`;
-      const shape = input.shape;
+      let text = `{"v":1,"id":"${id}"${this.nodeWriterJson}${this.seq + 1},"kind":"${entry.kind}"`;
+      if (entry.vm_id !== undefined) text += `,"vm_id":${JSON.stringify(entry.vm_id)}`;
+      if (entry.snapshot_id !== undefined) text += `,"snapshot_id":${JSON.stringify(entry.snapshot_id)}`;
+      if (entry.source_snapshot_id !== undefined) text += `,"source_snapshot_id":${JSON.stringify(entry.source_snapshot_id)}`;
+      text += `,"reason":"${entry.reason}"`;
+      if (entry.hypervisor !== undefined) text += `,"hypervisor":${JSON.stringify(entry.hypervisor)}`;
+      const shape = entry.shape;
       line = `${text},"shape":{"cpu":${shape.cpu},"mem_bytes":${shape.mem_bytes},"storage_bytes":${shape.storage_bytes}},"emitted_at":"${emitted_at}"}\n`;
     } catch (err) {
-      this.counters.droppedInvalid++;
-      const reason = err instanceof MeteringValidationError ? err.reason : String(err);
-      // Log what is wrong and which resource, never the whole entry.
-      this.rlog.warn(`invalid:${reason}`, { reason, kind: safeField(input, 'kind'), vm_id: safeField(input, 'vm_id'), snapshot_id: safeField(input, 'snapshot_id') }, 'metering: invalid entry not recorded');
+      try {
+        this.counters.droppedInvalid++;
+        const reason = err instanceof MeteringValidationError ? err.reason : 'unexpected error while validating';
+        // Log what is wrong and which resource (from the plain copy only), never the whole entry.
+        this.rlog.warn(`invalid:${reason}`, { reason, kind: safeField(entry, 'kind'), vm_id: safeField(entry, 'vm_id'), snapshot_id: safeField(entry, 'snapshot_id') }, 'metering: invalid entry not recorded');
+      } catch {
+        // A logger that throws must not turn a dropped entry into an exception in the caller.
+      }
       return undefined;
     }
     // The seq is spent even if the write fails: the gap tells consumers an entry was lost here.

@@ -88,6 +88,46 @@ function checkBody(e: Record<string, unknown>, allowed: Set<string>): string | n
 }
 
 /**
+ * Reads what a caller passed to `emit` exactly once into a plain object: each known field once,
+ * `shape` and its three numbers once, a Date's time once. Validation and serialisation then see
+ * the same values even if the input has getters that change (or throw) or is a Proxy; anything
+ * the input throws while being read becomes a MeteringValidationError. Unknown (enumerable) keys
+ * are kept by name so validation still reports them.
+ */
+export function snapshotInput(input: unknown): EntryInput {
+  try {
+    if (typeof input !== 'object' || input === null) throw new MeteringValidationError('entry must be an object');
+    const src = input as Record<string, unknown>;
+    const copy: Record<string, unknown> = {};
+    // for..in as validation always did: inherited enumerable keys count as fields too.
+    for (const key in src) if (!INPUT_FIELDS.has(key)) copy[key] = null;
+    for (const key of INPUT_FIELDS) {
+      const v = src[key];
+      if (v === undefined) continue;
+      if (key === 'shape') copy.shape = snapshotShape(v);
+      else if (key === 'emitted_at' && v instanceof Date) copy.emitted_at = new Date(Date.prototype.getTime.call(v));
+      else copy[key] = v;
+    }
+    return copy as unknown as EntryInput;
+  } catch (err) {
+    if (err instanceof MeteringValidationError) throw err;
+    throw new MeteringValidationError(`entry could not be read (${err instanceof Error ? err.message.slice(0, 120) : 'a non-Error was thrown'})`);
+  }
+}
+
+function snapshotShape(shape: unknown): unknown {
+  if (typeof shape !== 'object' || shape === null || Array.isArray(shape)) return shape;
+  const src = shape as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const key in src) if (!(SHAPE_FIELDS as readonly string[]).includes(key)) copy[key] = null;
+  for (const key of SHAPE_FIELDS) {
+    const v = src[key];
+    if (v !== undefined) copy[key] = v;
+  }
+  return copy;
+}
+
+/**
  * Check what a caller passed to `emit`. Returns the normalized emitted_at (UTC, ms) or throws
  * MeteringValidationError naming the first problem.
  */
