@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { fsyncDir } from '../src/fs-durable.js';
 
 export const PRIVATE_FILE_MODE = 0o600;
 export const PRIVATE_DIR_MODE = 0o700;
@@ -16,18 +17,6 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** fsync the file and its directory. Default true; false for files that are only informative. */
   durable?: boolean;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let h: fsp.FileHandle | undefined;
-  try {
-    h = await fsp.open(dir, 'r');
-    await h.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await h?.close();
-  }
 }
 
 /**

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fsyncDir } from '../../src/fs-durable.js';
 import { PermanentDestinationError, type Destination, type ObjectInfo, type PutIfAbsentResult, type PutOptions } from './destination.js';
 
 const META_DIR = '.meta';
@@ -15,17 +16,6 @@ export function checkObjectName(name: string): string {
     throw new Error(`object name ${JSON.stringify(name)} is not a safe relative path`);
   }
   return name;
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const h = await fsp.open(p, 'r');
-  try {
-    await h.sync();
-  } catch {
-    // Directories on some filesystems refuse fsync; rename/link are still atomic.
-  } finally {
-    await h.close();
-  }
 }
 
 /**
@@ -116,7 +106,7 @@ export class LocalDirDestination implements Destination {
       await fsp.unlink(tmp).catch(() => {});
       if (!linked) await fsp.rm(this.metaFile(name, ino), { force: true });
     }
-    await fsyncPath(path.dirname(target));
+    await fsyncDir(path.dirname(target));
     return 'created';
   }
 
