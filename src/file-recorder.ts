@@ -11,6 +11,7 @@ import {
   withLedgerLockSync,
   type OpenSegment,
 } from './ledger-layout.js';
+import { isNodeId, NODE_ID_RULE } from './node-id.js';
 import { defaultMeteringLogger, RateLimitedLog, type Logger } from './log.js';
 import { NopRecorder, type Recorder, type RecorderStats } from './recorder.js';
 import { randomId, ulid } from './ulid.js';
@@ -50,7 +51,8 @@ export interface FileRecorderOptions {
 }
 
 export const DEFAULT_ROOT_DIR = '/var/lib/metering-ledger';
-const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** After a failed rotation, keep appending to the open segment this long before trying again. */
+const ROTATION_RETRY_MS = 1000;
 
 /** The ledger directory the options point at. */
 export function resolveLedgerDir(options: Pick<FileRecorderOptions, 'dir' | 'rootDir'> = {}): string {
@@ -61,8 +63,8 @@ export function resolveLedgerDir(options: Pick<FileRecorderOptions, 'dir' | 'roo
 
 /** Checks a node id: it becomes part of object names, so it must not be able to escape a prefix. */
 export function checkNodeId(node: string): string {
-  if (!NODE_ID_RE.test(node)) {
-    throw new MeteringValidationError(`node id ${JSON.stringify(node)} must be 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (!isNodeId(node)) {
+    throw new MeteringValidationError(`node id ${JSON.stringify(node)} must be ${NODE_ID_RULE}`);
   }
   return node;
 }
@@ -97,6 +99,8 @@ export class FileRecorder implements Recorder {
   /** Size of the active segment at the last check plus what this writer appended since. */
   private approxSize = 0;
   private needNewline = false;
+  /** Until then, do not try to rotate (the last attempt failed: directory not writable). */
+  private rotationBlockedUntil = 0;
   private seq = 0;
   private dirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -209,34 +213,59 @@ export class FileRecorder implements Recorder {
    */
   private checkSegment(): void {
     const nowMs = Date.now();
-    // A burst that fills the segment triggers a check early, so segments stay near their size limit.
-    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs && this.approxSize < this.maxBytes) return;
+    // A burst that fills the segment triggers a check early, so segments stay near their size limit
+    // (unless rotating just failed: then the current segment goes on taking entries for a while).
+    const full = this.approxSize >= this.maxBytes && nowMs >= this.rotationBlockedUntil;
+    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs && !full) return;
     this.lastCheck = nowMs;
     const seg = this.seg!;
     const st = fs.statSync(this.linkPath, { throwIfNoEntry: false });
     if (!st || st.ino !== seg.ino || st.dev !== seg.dev) {
-      this.reopen();
+      this.reopenOrKeep('follow');
       return;
     }
     this.approxSize = st.size;
+    if (nowMs < this.rotationBlockedUntil) return;
     if (st.size >= this.maxBytes || nowMs - this.segCreatedAt >= this.maxAgeMs) {
-      const rotated = withLedgerLockSync(this.dir, 0, () => {
-        const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
-        // Someone else rotated first: just follow them.
-        if (again && again.ino === seg.ino && again.dev === seg.dev) {
-          startNewSegment(this.dir);
-          return true;
-        }
-        return false;
-      });
-      if (rotated) this.counters.rotations++;
+      try {
+        const rotated = withLedgerLockSync(this.dir, 0, () => {
+          const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
+          // Someone else rotated first: just follow them.
+          if (again && again.ino === seg.ino && again.dev === seg.dev) {
+            startNewSegment(this.dir);
+            return true;
+          }
+          return false;
+        });
+        if (rotated) this.counters.rotations++;
+      } catch (err) {
+        // A directory we cannot write (permissions, read-only remount, no inodes) stops rotation,
+        // not recording: the open segment still takes appends. Try again in a while.
+        this.rotationBlockedUntil = nowMs + ROTATION_RETRY_MS;
+        const code = errorCode(err);
+        this.rlog.warn(`rotate:${code}`, { dir: this.dir, code, segment: seg.name, size: st.size }, 'metering: cannot rotate the ledger segment (directory not writable?); appending to the current one');
+        return;
+      }
+      this.reopenOrKeep('rotate');
+    }
+  }
+
+  /** Re-resolves the active segment; if that fails, keeps appending to the open one (logged). */
+  private reopenOrKeep(why: string): void {
+    try {
       this.reopen();
+    } catch (err) {
+      this.rotationBlockedUntil = Date.now() + ROTATION_RETRY_MS;
+      const code = errorCode(err);
+      this.rlog.warn(`reopen:${code}`, { dir: this.dir, code, why, segment: this.seg?.name }, 'metering: cannot open the active ledger segment; appending to the one already open');
     }
   }
 
   private reopen(): void {
     const old = this.seg;
-    this.seg = openActiveSegment(this.dir);
+    this.seg = openActiveSegment(this.dir, (reason) =>
+      this.log.warn({ dir: this.dir, reason }, 'metering: the active link did not point at a segment of this directory; repointed it to a fresh segment'),
+    );
     this.segCreatedAt = segmentCreatedAt(this.seg.name) ?? Date.now();
     this.needNewline = !endsWithNewline(this.seg.fd, this.seg.size);
     this.lastCheck = Date.now();
