@@ -70,3 +70,39 @@ export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, o
     if (chunk.length) await writeAll(h, chunk.join(''));
   });
 }
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files writeFileAtomic left behind in `dir` when its process was killed mid-write
+ * (`.<name>.<pid>.<hex>.tmp` of a pid that no longer runs). Call it where only this process writes
+ * (the shipper and consumer hold their lock). Never throws: litter is not worth failing for.
+ */
+export async function removeStaleTempFiles(dir: string, log?: { info(obj: object, msg: string): void }): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    try {
+      await fsp.rm(path.join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // Not ours to remove after all (permissions): leave it.
+    }
+  }
+  if (removed.length > 0) log?.info({ dir, removed }, 'removed temp files left by a process that was killed mid-write');
+  return removed;
+}
