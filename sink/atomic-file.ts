@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsyncDir } from '../src/fs-durable.js';
+import { processAlive } from './process-alive.js';
 
 export const PRIVATE_FILE_MODE = 0o600;
 export const PRIVATE_DIR_MODE = 0o700;
@@ -71,14 +72,6 @@ export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, o
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes the temp files writeFileAtomic left behind in `dir` when its process was killed mid-write
@@ -95,7 +88,7 @@ export async function removeStaleTempFiles(dir: string, log?: { info(obj: object
   }
   for (const name of names) {
     const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
     try {
       await fsp.rm(path.join(dir, name), { force: true });
       removed.push(name);

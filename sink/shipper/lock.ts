@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
+import { processAlive } from '../process-alive.js';
 
 export const SHIPPER_LOCK = '.shipper.lock';
 const PID_FILE = '.shipper.lock.pid';
@@ -44,14 +45,6 @@ export class ShipperLockedError extends Error {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readHolder(ledgerDir: string): { pid: number; host: string } | undefined {
   try {
@@ -140,7 +133,7 @@ async function takeFileLockBehindSocket(ledgerDir: string, log: Logger, onCompro
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
   }
   const holder = readHolder(ledgerDir);
-  if (holder && holder.pid !== process.pid && (holder.host !== hostname() || alive(holder.pid))) throw new ShipperLockedError(ledgerDir, holder.pid);
+  if (holder && holder.pid !== process.pid && (holder.host !== hostname() || processAlive(holder.pid))) throw new ShipperLockedError(ledgerDir, holder.pid);
   log.warn({ pid: holder?.pid }, 'shipper: the previous shipper died without releasing its lock; taking it over');
   await fsp.rm(path.join(ledgerDir, SHIPPER_LOCK), { recursive: true, force: true });
   return lockfile.lock(ledgerDir, opts);
@@ -164,7 +157,7 @@ async function takeFileLockAlone(ledgerDir: string, log: Logger, onCompromised: 
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
   }
   const holder = readHolder(ledgerDir);
-  if (holder && (holder.host !== hostname() || alive(holder.pid))) throw new ShipperLockedError(ledgerDir, holder.pid);
+  if (holder && (holder.host !== hostname() || processAlive(holder.pid))) throw new ShipperLockedError(ledgerDir, holder.pid);
   if (!holder) {
     log.warn({ lock: opts?.lockfilePath }, 'shipper: the lock is held by an unknown process; waiting up to 12 s for it to go stale');
     return lockOnce(true);
@@ -219,6 +212,6 @@ export async function shipperRunning(ledgerDir: string): Promise<{ running: bool
   const locked = await lockfile.check(ledgerDir, { lockfilePath: path.join(ledgerDir, SHIPPER_LOCK), realpath: false, stale: FILE_LOCK_STALE_MS }).catch(() => false);
   const holder = readHolder(ledgerDir);
   if (!locked) return { running: false };
-  if (holder && holder.host === hostname() && !alive(holder.pid)) return { running: false };
+  if (holder && holder.host === hostname() && !processAlive(holder.pid)) return { running: false };
   return holder ? { running: true, pid: holder.pid } : { running: true };
 }
