@@ -65,7 +65,7 @@ export async function shipOnce(options: ShipperOptions): Promise<ShipOnceResult>
       await shipper.telemetry.maybeWriteProgress(shipper.destination, true);
     } catch (err) {
       if (!(err instanceof GaveUpError) && !(err instanceof ShipOnceError)) throw err;
-      await shipper.telemetry.writeStatusFile();
+      await shipper.refreshStatus(); // status.json shows the backlog left behind
       await shipper.telemetry.maybeWriteProgress(shipper.destination, false, true).catch(() => {});
       if (err instanceof ShipOnceError) throw err;
       throw new ShipOnceError(`gave up on the destination ${shipper.o.destination.description}: ${err.message}`, shipper.notShipped());
