@@ -30,8 +30,8 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'crash storm, 8 KiB segments',
-    light: () => crashStorm.run({ writers: 3, entriesPerWriter: 600, ratePerWriter: 300, writerKills: 4, shipperKills: 4, maxSegmentBytes: 8 * 1024 }),
-    heavy: () => crashStorm.run({ writers: 4, entriesPerWriter: 4000, ratePerWriter: 400, writerKills: 30, shipperKills: 40, maxSegmentBytes: 8 * 1024 }),
+    light: () => crashStorm.run({ writers: 3, entriesPerWriter: 600, ratePerWriter: 300, writerKills: 4, shipperKills: 4, maxSegmentBytes: 8 * 1024, name: 'crash storm, 8 KiB segments' }),
+    heavy: () => crashStorm.run({ writers: 4, entriesPerWriter: 4000, ratePerWriter: 400, writerKills: 30, shipperKills: 40, maxSegmentBytes: 8 * 1024, name: 'crash storm, 8 KiB segments' }),
     proves:
       'The crash storm with 8 KiB segments: a rotation every ~30 entries, so kills land during rotations, plain-file adoption checks, reconciliation of many freshly rotated segments and the tail-hash check of every position. Same claims: every acknowledged id exactly once in the objects and in the consumer, the objects tile every segment, no seq gap.',
   },
