@@ -98,16 +98,20 @@ export function snapshotInput(input: unknown): EntryInput {
   try {
     if (typeof input !== 'object' || input === null) throw new MeteringValidationError('entry must be an object');
     const src = input as Record<string, unknown>;
-    const copy: Record<string, unknown> = {};
     // for..in as validation always did: inherited enumerable keys count as fields too.
-    for (const key in src) if (!INPUT_FIELDS.has(key)) copy[key] = null;
-    for (const key of INPUT_FIELDS) {
-      const v = src[key];
-      if (v === undefined) continue;
-      if (key === 'shape') copy.shape = snapshotShape(v);
-      else if (key === 'emitted_at' && v instanceof Date) copy.emitted_at = new Date(Date.prototype.getTime.call(v));
-      else copy[key] = v;
-    }
+    for (const key in src) if (!INPUT_FIELDS.has(key)) throw new MeteringValidationError(`unknown field ${JSON.stringify(key)}`);
+    // Each field read exactly once (hot path: plain reads into a fixed-shape object).
+    const vm_id = src.vm_id;
+    const snapshot_id = src.snapshot_id;
+    const source_snapshot_id = src.source_snapshot_id;
+    const hypervisor = src.hypervisor;
+    const emitted_at = src.emitted_at;
+    const copy: Record<string, unknown> = { kind: src.kind, reason: src.reason, shape: snapshotShape(src.shape) };
+    if (vm_id !== undefined) copy.vm_id = vm_id;
+    if (snapshot_id !== undefined) copy.snapshot_id = snapshot_id;
+    if (source_snapshot_id !== undefined) copy.source_snapshot_id = source_snapshot_id;
+    if (hypervisor !== undefined) copy.hypervisor = hypervisor;
+    if (emitted_at !== undefined) copy.emitted_at = emitted_at instanceof Date ? new Date(Date.prototype.getTime.call(emitted_at)) : emitted_at;
     return copy as unknown as EntryInput;
   } catch (err) {
     if (err instanceof MeteringValidationError) throw err;
@@ -118,13 +122,10 @@ export function snapshotInput(input: unknown): EntryInput {
 function snapshotShape(shape: unknown): unknown {
   if (typeof shape !== 'object' || shape === null || Array.isArray(shape)) return shape;
   const src = shape as Record<string, unknown>;
-  const copy: Record<string, unknown> = {};
-  for (const key in src) if (!(SHAPE_FIELDS as readonly string[]).includes(key)) copy[key] = null;
-  for (const key of SHAPE_FIELDS) {
-    const v = src[key];
-    if (v !== undefined) copy[key] = v;
+  for (const key in src) {
+    if (key !== 'cpu' && key !== 'mem_bytes' && key !== 'storage_bytes') throw new MeteringValidationError(`shape has unknown field ${JSON.stringify(key)}`);
   }
-  return copy;
+  return { cpu: src.cpu, mem_bytes: src.mem_bytes, storage_bytes: src.storage_bytes };
 }
 
 /**
