@@ -117,6 +117,8 @@ describe('shipper: a segment cut short and regrown past the shipped position', (
     execFileSync('truncate', ['-s', String(Math.floor(size / 2)), file]);
     const fresh = await writeEntries(d.ledger, 1000);
     expect(fs.statSync(file).size).toBeGreaterThan(size);
+    // Before the shipper looks again, status must not hide the new bytes behind the old position.
+    expect((await status(d.ledger)).backlog_bytes).toBe(fs.statSync(file).size);
 
     r = await ship(d, '--batch-bytes', '16KiB');
     expect(r.code, r.stderr).toBe(0);

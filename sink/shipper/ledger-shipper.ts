@@ -92,9 +92,10 @@ export class Shipper {
     for (const name of new Set([...this.store.names(), ...this.lastSize.keys()])) {
       if (!present.has(name)) await this.vanished(name);
     }
-    for (const u of this.telemetry.unshipped(scan.files)) this.lastSize.set(u.file.name, u.size);
+    const figures = await this.telemetry.unshipped(scan.files);
+    for (const u of figures) this.lastSize.set(u.file.name, u.size);
     this.lastScan = scan.files;
-    this.telemetry.startCycle(this.telemetry.backlogOf(scan.files));
+    this.telemetry.startCycle(figures.reduce((sum, u) => sum + u.size - u.shipped, 0));
     let drained = true;
     for (const f of scan.files) {
       if (this.stop.isStopped) {
@@ -122,9 +123,8 @@ export class Shipper {
   }
 
   /** What is not shipped yet, per file, for an error message. */
-  notShipped(): string[] {
-    return this.telemetry
-      .unshipped(this.lastScan)
+  async notShipped(): Promise<string[]> {
+    return (await this.telemetry.unshipped(this.lastScan))
       .filter((u) => u.size > u.shipped)
       .map((u) => `${u.file.name}${u.file.plain ? ' (ledger.jsonl)' : ''}: ${u.size - u.shipped} bytes from offset ${u.shipped}`);
   }

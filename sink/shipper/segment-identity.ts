@@ -6,7 +6,10 @@
  * it matters). One definition, used for shipping, backlog, status and retention.
  */
 import type { Stats } from 'node:fs';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { SAFE_OPEN_FLAGS } from '../../src/ledger-layout.js';
 import { sha256Hex } from './batch.js';
 
 /** Bytes hashed at the head and just before the position. */
@@ -86,4 +89,23 @@ export async function identityProblem(pos: Positioned & SegmentFingerprint, fh: 
     if (tail.length < pos.tailLen || sha256Hex(tail) !== pos.tailHash) return `the bytes before the shipped position ${pos.position} changed (cut short and written again?)`;
   }
   return undefined;
+}
+
+/**
+ * Bytes of `file` the position really vouches for, for backlog figures: like shippedOf, and for a
+ * file that changed since (cut short and regrown, rewritten) 0, since where it differs is only
+ * known once the shipper compares it with the destination. A sealed, unchanged file is not read.
+ */
+export async function verifiedShipped(pos: (Positioned & SegmentFingerprint & { sealed?: boolean }) | undefined, file: string, st: Stats): Promise<number> {
+  if (!positionFits(pos, st)) return 0;
+  if (pos.position === 0 || (pos.sealed && st.size === pos.position)) return pos.position;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fsp.open(file, fs.constants.O_RDONLY | SAFE_OPEN_FLAGS);
+    return (await identityProblem(pos, fh, await fh.stat())) === undefined ? pos.position : 0;
+  } catch {
+    return shippedOf(pos, st);
+  } finally {
+    await fh?.close();
+  }
 }

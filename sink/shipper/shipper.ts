@@ -61,14 +61,14 @@ export async function shipOnce(options: ShipperOptions): Promise<ShipOnceResult>
       // Everything else is shipped; a file that could not be (unreadable, or a FIFO or symlink
       // named like a segment, never opened) makes the run fail, naming it.
       const failed = [...shipper.segmentErrors].map(([s, e]) => `${s}: ${e}`).concat(shipper.telemetry.skippedFiles.map((s) => `${s.name}: ${s.reason}`));
-      if (failed.length > 0) throw new ShipOnceError(`could not ship ${failed.length} segment(s): ${failed.join('; ')}`, shipper.notShipped());
+      if (failed.length > 0) throw new ShipOnceError(`could not ship ${failed.length} segment(s): ${failed.join('; ')}`, await shipper.notShipped());
       await shipper.telemetry.maybeWriteProgress(shipper.destination, true);
     } catch (err) {
       if (!(err instanceof GaveUpError) && !(err instanceof ShipOnceError)) throw err;
       await shipper.refreshStatus(); // status.json shows the backlog left behind
       await shipper.telemetry.maybeWriteProgress(shipper.destination, false, true).catch(() => {});
       if (err instanceof ShipOnceError) throw err;
-      throw new ShipOnceError(`gave up on the destination ${shipper.o.destination.description}: ${err.message}`, shipper.notShipped());
+      throw new ShipOnceError(`gave up on the destination ${shipper.o.destination.description}: ${err.message}`, await shipper.notShipped());
     }
     await shipper.telemetry.writeStatusFile();
     return { status: shipper.telemetry.status() };

@@ -7,7 +7,7 @@ import { scanLedgerDir, type SkippedFile } from './ledger-files.js';
 import { shipperRunning } from './lock.js';
 import { emittedAtOf } from './oldest-unshipped.js';
 import { readPositions } from './positions.js';
-import { shippedOf } from './segment-identity.js';
+import { verifiedShipped } from './segment-identity.js';
 
 export const STATUS_FILE = 'status.json';
 export const DEFAULT_STATE_SUBDIR = '.shipper';
@@ -108,7 +108,7 @@ export async function readShipperStatus(ledgerDir: string, stateDir = defaultSta
     const st = fs.lstatSync(f.path, { throwIfNoEntry: false });
     if (!st?.isFile()) continue;
     const pos = state?.segments[f.name];
-    const shipped = shippedOf(pos, st);
+    const shipped = await verifiedShipped(pos, f.path, st);
     backlog += st.size - shipped;
     if (oldest === null && st.size > shipped) oldest = (await emittedAtOf(f.path, shipped, DEFAULT_MAX_LINE_BYTES)) ?? null;
     segments.push({ name: f.name, size: st.size, shipped, active: f.active, sealed: pos?.sealed ?? false, ...(f.plain ? { plain: true } : {}) });

@@ -13,7 +13,7 @@ import { buildNodeProgress } from './node-progress.js';
 import { emittedAtOf } from './oldest-unshipped.js';
 import type { ResolvedShipperOptions } from './options.js';
 import type { PositionStore } from './positions.js';
-import { shippedOf } from './segment-identity.js';
+import { verifiedShipped } from './segment-identity.js';
 import { writeStatus, zeroCounters, type ShipperCounters, type ShipperStatus } from './status.js';
 import * as fs from 'node:fs';
 
@@ -86,24 +86,27 @@ export class ShipperTelemetry {
     this.o.onShipped?.({ shippedBytes: this.cycleShipped, backlogAtStart: this.cycleBacklogAtStart });
   }
 
-  /** Unshipped bytes of each file now (positions that no longer fit count the whole file). */
-  unshipped(files: LedgerFile[]): { file: LedgerFile; size: number; shipped: number }[] {
+  /**
+   * Unshipped bytes of each file now (a position that no longer fits its file, or whose file
+   * changed before it, counts the whole file).
+   */
+  async unshipped(files: LedgerFile[]): Promise<{ file: LedgerFile; size: number; shipped: number }[]> {
     const out: { file: LedgerFile; size: number; shipped: number }[] = [];
     for (const f of files) {
       const st = fs.lstatSync(f.path, { throwIfNoEntry: false });
       if (!st?.isFile()) continue;
-      out.push({ file: f, size: st.size, shipped: shippedOf(this.store.get(f.name), st) });
+      out.push({ file: f, size: st.size, shipped: await verifiedShipped(this.store.get(f.name), f.path, st) });
     }
     return out;
   }
 
-  backlogOf(files: LedgerFile[]): number {
-    return this.unshipped(files).reduce((sum, u) => sum + u.size - u.shipped, 0);
+  async backlogOf(files: LedgerFile[]): Promise<number> {
+    return (await this.unshipped(files)).reduce((sum, u) => sum + u.size - u.shipped, 0);
   }
 
   /** Recomputes backlog and oldest unshipped entry from the files. */
   async refreshFigures(files: LedgerFile[]): Promise<void> {
-    const figures = this.unshipped(files);
+    const figures = await this.unshipped(files);
     this.backlog = figures.reduce((sum, u) => sum + u.size - u.shipped, 0);
     let oldest: string | null = null;
     for (const u of figures) {
