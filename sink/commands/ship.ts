@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
 import { openDestination } from '../destinations/open.js';
-import { parseByteSize, parseDuration } from '../duration.js';
+import { formatByteSize, formatDuration, parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { ShipperLockedError } from '../shipper/lock.js';
 import { startMetricsServer } from '../shipper/metrics-server.js';
@@ -45,9 +45,8 @@ interface ShipFlags {
 }
 
 const D = SHIPPER_DEFAULTS;
-/** A default in the help text: a byte size or a duration as a person writes it. */
-const kib = (n: number): string => (n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)}MiB` : `${n / 1024}KiB`);
-const dur = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms}ms`);
+const kib = formatByteSize;
+const dur = formatDuration;
 
 export function registerShip(program: Command): void {
   program
