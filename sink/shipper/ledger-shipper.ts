@@ -12,6 +12,7 @@ import type { Stats } from 'node:fs';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { activeSegmentName } from '../../src/index.js';
 import { removeStaleTempFiles } from '../atomic-file.js';
 import { errorText, GaveUpError, RetryingDestination, StopSignal, StoppedError } from '../destinations/retrying.js';
 import type { Batch } from './batch.js';
@@ -24,7 +25,6 @@ import { SegmentBatcher } from './segment-batcher.js';
 import { fingerprintAt, identityProblem, positionFits } from './segment-identity.js';
 import { ShipperTelemetry } from './telemetry.js';
 import { uploadBatch, type UploadContext } from './uploader.js';
-import { activeSegmentName } from '../../src/index.js';
 
 /** How one pass over a segment ended. */
 type ShipOutcome =

@@ -3,6 +3,7 @@
  * error, backlog and oldest unshipped entry, skipped files; rendered as `status.json` (also what
  * `--metrics-port` serves) and as the node progress object `<prefix>/nodes/<node>.json`.
  */
+import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { PermanentDestinationError } from '../destinations/destination.js';
 import { errorText, StoppedError, type RetryingDestination } from '../destinations/retrying.js';
@@ -15,7 +16,6 @@ import type { ResolvedShipperOptions } from './options.js';
 import type { PositionStore } from './positions.js';
 import { verifiedShipped } from './segment-identity.js';
 import { writeStatus, zeroCounters, type ShipperCounters, type ShipperStatus } from './status.js';
-import * as fs from 'node:fs';
 
 export class ShipperTelemetry {
   readonly counters: ShipperCounters = zeroCounters();
