@@ -55,6 +55,12 @@ function readHolder(ledgerDir: string): { pid: number; host: string } | undefine
   }
 }
 
+/** The pid in the pid file if that process still runs here (a dead one's pid would mislead). */
+function liveHolderPid(ledgerDir: string): number | undefined {
+  const holder = readHolder(ledgerDir);
+  return holder && holder.host === hostname() && processAlive(holder.pid) ? holder.pid : undefined;
+}
+
 /** The abstract socket name for a ledger directory (same directory, same name, however it is spelled). */
 export function shipperSocketName(ledgerDir: string): string {
   let real = path.resolve(ledgerDir);
@@ -91,7 +97,7 @@ async function bindSocket(ledgerDir: string): Promise<net.Server | undefined> {
 }
 
 /** Asks the socket's holder for its pid: undefined when nobody listens. */
-async function socketHolder(ledgerDir: string, timeoutMs = 2000): Promise<{ pid?: number } | undefined> {
+async function socketHolder(ledgerDir: string, timeoutMs = 10_000): Promise<{ pid?: number } | undefined> {
   return new Promise((resolve) => {
     let text = '';
     let settled = false;
@@ -182,7 +188,7 @@ export async function acquireShipperLock(ledgerDir: string, log: Logger, onCompr
   let releaseFile: () => Promise<void>;
   if (KERNEL_LOCK_SUPPORTED) {
     server = await bindSocket(ledgerDir);
-    if (!server) throw new ShipperLockedError(ledgerDir, (await socketHolder(ledgerDir))?.pid ?? readHolder(ledgerDir)?.pid);
+    if (!server) throw new ShipperLockedError(ledgerDir, (await socketHolder(ledgerDir))?.pid ?? liveHolderPid(ledgerDir));
     try {
       releaseFile = await takeFileLockBehindSocket(ledgerDir, log, onCompromised);
     } catch (err) {
