@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
 import { openDestination } from '../destinations/open.js';
 import { OptionalPeerMissingError } from '../optional-peer.js';
-import { localPath, requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
+import { requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
 import { EXIT_ERROR, EXIT_USAGE } from './exit-codes.js';
 import { formatByteSize, formatDuration, parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
@@ -102,8 +102,8 @@ function validateShipFlags(flags: ShipFlags, ledgerDir: string): void {
   const hint = 'the ledger directory is where the recorder writes ledger.jsonl (its `dir`, or <METERING_DIR>/metering)';
   requireDirectory('--ledger-dir', flags.ledgerDir ?? ledgerDir, ledgerDir, { mustExist: false, hint });
   if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: '--state-dir is a directory for positions.json and status.json' });
-  const dest = localPath(flags.dest);
-  if (dest !== undefined) requireDirectory('--dest', flags.dest, dest, { mustExist: false, hint: 'a local destination is a bucket directory (created if missing)' });
+  // A --dest that is a file is not refused here: it is a destination error like a 403, which
+  // `--once` reports with what was not shipped (exit 1) and the daemon keeps retrying.
   if (flags.metricsFile !== undefined) {
     if (!flags.once) throw new UsageError('--metrics-file is for `ship --once` (cron); a running shipper serves its metrics with --metrics-port', 'add --once, or use --metrics-port');
     validateMetricsFile(flags.metricsFile);
