@@ -7,6 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { fsyncDir } from '../src/fs-durable.js';
+import { processAlive } from './process-alive.js';
 
 export const PRIVATE_FILE_MODE = 0o600;
 export const PRIVATE_DIR_MODE = 0o700;
@@ -16,18 +18,6 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** fsync the file and its directory. Default true; false for files that are only informative. */
   durable?: boolean;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let h: fsp.FileHandle | undefined;
-  try {
-    h = await fsp.open(dir, 'r');
-    await h.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await h?.close();
-  }
 }
 
 /**
@@ -80,4 +70,32 @@ export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, o
     }
     if (chunk.length) await writeAll(h, chunk.join(''));
   });
+}
+
+
+/**
+ * Removes the temp files writeFileAtomic left behind in `dir` when its process was killed mid-write
+ * (`.<name>.<pid>.<hex>.tmp` of a pid that no longer runs). Call it where only this process writes
+ * (the shipper and consumer hold their lock). Never throws: litter is not worth failing for.
+ */
+export async function removeStaleTempFiles(dir: string, log?: { info(obj: object, msg: string): void }): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    try {
+      await fsp.rm(path.join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // Not ours to remove after all (permissions): leave it.
+    }
+  }
+  if (removed.length > 0) log?.info({ dir, removed }, 'removed temp files left by a process that was killed mid-write');
+  return removed;
 }

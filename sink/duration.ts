@@ -41,3 +41,15 @@ export function parseByteSize(text: string): number {
   if (!Number.isSafeInteger(n)) throw new Error(`invalid size ${JSON.stringify(text)}: too large`);
   return n;
 }
+
+/** The largest whole unit for a default in help text: 300000 -> "5m", 604800000 -> "7d". */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) if (ms >= UNIT_MS[unit]! && ms % UNIT_MS[unit]! === 0) return `${ms / UNIT_MS[unit]!}${unit}`;
+  return `${ms}ms`;
+}
+
+/** A byte size for help text: 8388608 -> "8MiB", 65536 -> "64KiB". */
+export function formatByteSize(n: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  return `${n}`;
+}

@@ -18,6 +18,9 @@ export type { ShipperOptions, RunningShipper, ShipOnceResult, ShippedEvent } fro
 export { readShipperStatus } from './shipper/status.js';
 export type { ShipperStatus, ShipperStatusReport, ShipperCounters, SegmentReport } from './shipper/status.js';
 export { ShipperLockedError } from './shipper/lock.js';
+export { ShipOnceError } from './shipper/shipper.js';
+export { RetryingDestination, StopSignal, StoppedError, GaveUpError, DEFAULT_RETRY } from './destinations/retrying.js';
+export type { RetryPolicy, RetryHooks } from './destinations/retrying.js';
 export type { QuarantineRecord } from './shipper/quarantine.js';
 export { runSqlRollup } from './consumer/engine/duckdb-engine.js';
 export type { SqlRollupOptions } from './consumer/engine/duckdb-engine.js';

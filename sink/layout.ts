@@ -14,20 +14,20 @@
  * copy) is shipped again under a new generation, `<segment>.g<gen>.<start>-<end>`, so new content
  * never collides with an object that holds the old bytes of the same range. Generation 0 has no tag.
  */
-import { isSegmentName, segmentCreatedAt } from '../src/index.js';
+import { isSegmentName, segmentCreatedAt, SEGMENT_BASE_PATTERN } from '../src/ledger-layout.js';
+import { isNodeId } from '../src/node-id.js';
 
 export const LEDGER_DIR = 'ledger';
 export const QUARANTINE_DIR = 'quarantine';
 export const NODES_DIR = 'nodes';
 const OFFSET_DIGITS = 16;
-const NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const OBJECT_RE = /^(ledger-\d{8}T\d{9}Z-[a-z0-9]{8})\.(?:g(\d+)\.)?(\d{16})-(\d{16})\.ndjson(\.gz)?$/;
+const OBJECT_RE = new RegExp(`^(${SEGMENT_BASE_PATTERN})\\.(?:g(\\d+)\\.)?(\\d{16})-(\\d{16})\\.ndjson(\\.gz)?$`);
 
 export type ObjectClass = 'ledger' | 'quarantine';
 
 /** Throws unless `node` is safe inside an object name (no `/`, `..`, NUL or other surprises). */
 export function assertSafeNode(node: string): string {
-  if (!NODE_RE.test(node)) throw new Error(`node id ${JSON.stringify(node)} is not safe in an object name: use letters, digits, ".", "_" or "-"`);
+  if (!isNodeId(node)) throw new Error(`node id ${JSON.stringify(node)} is not safe in an object name: use letters, digits, ".", "_" or "-"`);
   return node;
 }
 
@@ -95,7 +95,7 @@ export function parseObjectName(prefix: string, name: string): ParsedObjectName 
   const m = OBJECT_RE.exec(file);
   if (!m) return undefined;
   const node = nodePart.slice(5);
-  if (!NODE_RE.test(node)) return undefined;
+  if (!isNodeId(node)) return undefined;
   return { cls, node, dt: dtPart.slice(3), segment: `${m[1]}.jsonl`, gen: m[2] === undefined ? 0 : Number(m[2]), start: Number(m[3]), end: Number(m[4]), gzip: m[5] !== undefined };
 }
 

@@ -3,7 +3,7 @@ import type { Family, Kind } from './kinds.js';
 import { describeKind } from './kinds.js';
 import type { Recorder, RecorderStats } from './recorder.js';
 import { randomId, ulid } from './ulid.js';
-import { validateInput } from './validate.js';
+import { snapshotInput, validateInput } from './validate.js';
 
 export interface CaptureRecorderOptions {
   node?: string;
@@ -27,7 +27,9 @@ export class CaptureRecorder implements Recorder {
     this.now = options.now ?? (() => new Date());
   }
 
-  emit(input: EntryInput): string {
+  emit(entryInput: EntryInput): string {
+    // Strict, but reads the caller's object once, like the FileRecorder (what is checked is stored).
+    const input = snapshotInput(entryInput);
     const emitted_at = validateInput(input, this.now);
     const entry: LedgerEntry = {
       v: WIRE_VERSION,

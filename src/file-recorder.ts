@@ -11,10 +11,11 @@ import {
   withLedgerLockSync,
   type OpenSegment,
 } from './ledger-layout.js';
+import { isNodeId, NODE_ID_RULE } from './node-id.js';
 import { defaultMeteringLogger, RateLimitedLog, type Logger } from './log.js';
 import { NopRecorder, type Recorder, type RecorderStats } from './recorder.js';
 import { randomId, ulid } from './ulid.js';
-import { MeteringValidationError, validateInput } from './validate.js';
+import { MeteringValidationError, snapshotInput, validateInput } from './validate.js';
 
 /**
  * How durable an entry is when `emit` returns.
@@ -50,7 +51,8 @@ export interface FileRecorderOptions {
 }
 
 export const DEFAULT_ROOT_DIR = '/var/lib/metering-ledger';
-const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** After a failed rotation, keep appending to the open segment this long before trying again. */
+const ROTATION_RETRY_MS = 1000;
 
 /** The ledger directory the options point at. */
 export function resolveLedgerDir(options: Pick<FileRecorderOptions, 'dir' | 'rootDir'> = {}): string {
@@ -61,8 +63,8 @@ export function resolveLedgerDir(options: Pick<FileRecorderOptions, 'dir' | 'roo
 
 /** Checks a node id: it becomes part of object names, so it must not be able to escape a prefix. */
 export function checkNodeId(node: string): string {
-  if (!NODE_ID_RE.test(node)) {
-    throw new MeteringValidationError(`node id ${JSON.stringify(node)} must be 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (!isNodeId(node)) {
+    throw new MeteringValidationError(`node id ${JSON.stringify(node)} must be ${NODE_ID_RULE}`);
   }
   return node;
 }
@@ -97,6 +99,8 @@ export class FileRecorder implements Recorder {
   /** Size of the active segment at the last check plus what this writer appended since. */
   private approxSize = 0;
   private needNewline = false;
+  /** Until then, do not try to rotate (the last attempt failed: directory not writable). */
+  private rotationBlockedUntil = 0;
   private seq = 0;
   private dirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -123,32 +127,42 @@ export class FileRecorder implements Recorder {
     }
   }
 
+  /**
+   * Never throws, whatever `input` is: it is read exactly once into a plain copy (snapshotInput),
+   * and only that copy is validated and serialised.
+   */
   emit(input: EntryInput): string | undefined {
     let line: string;
     let id: string;
+    let entry: EntryInput | undefined;
     try {
       if (!this.seg) {
         this.counters.droppedWrite++;
         this.rlog.warn('closed', { dir: this.dir }, 'metering: emit after close; entry dropped');
         return undefined;
       }
-      const emitted_at = validateInput(input, this.now);
-      id = ulid(input.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
+      entry = snapshotInput(input);
+      const emitted_at = validateInput(entry, this.now);
+      id = ulid(entry.emitted_at === undefined && this.now === cachedSystemTime ? lastMs : Date.parse(emitted_at));
       // The fixed head (version, node, writer) is serialized once per recorder; see serializeEntry
       // for the format, which this must match byte for byte (a test checks it does).
-      let text = `{"v":1,"id":"${id}"${this.nodeWriterJson}${this.seq + 1},"kind":"${input.kind}"`;
-      if (input.vm_id !== undefined) text += `,"vm_id":${JSON.stringify(input.vm_id)}`;
-      if (input.snapshot_id !== undefined) text += `,"snapshot_id":${JSON.stringify(input.snapshot_id)}`;
-      if (input.source_snapshot_id !== undefined) text += `,"source_snapshot_id":${JSON.stringify(input.source_snapshot_id)}`;
-      text += `,"reason":"${input.reason}"`;
-      if (input.hypervisor !== undefined) text += `,"hypervisor":${JSON.stringify(input.hypervisor)}`;
-      const shape = input.shape;
+      let text = `{"v":1,"id":"${id}"${this.nodeWriterJson}${this.seq + 1},"kind":"${entry.kind}"`;
+      if (entry.vm_id !== undefined) text += `,"vm_id":${JSON.stringify(entry.vm_id)}`;
+      if (entry.snapshot_id !== undefined) text += `,"snapshot_id":${JSON.stringify(entry.snapshot_id)}`;
+      if (entry.source_snapshot_id !== undefined) text += `,"source_snapshot_id":${JSON.stringify(entry.source_snapshot_id)}`;
+      text += `,"reason":"${entry.reason}"`;
+      if (entry.hypervisor !== undefined) text += `,"hypervisor":${JSON.stringify(entry.hypervisor)}`;
+      const shape = entry.shape;
       line = `${text},"shape":{"cpu":${shape.cpu},"mem_bytes":${shape.mem_bytes},"storage_bytes":${shape.storage_bytes}},"emitted_at":"${emitted_at}"}\n`;
     } catch (err) {
-      this.counters.droppedInvalid++;
-      const reason = err instanceof MeteringValidationError ? err.reason : String(err);
-      // Log what is wrong and which resource, never the whole entry.
-      this.rlog.warn(`invalid:${reason}`, { reason, kind: safeField(input, 'kind'), vm_id: safeField(input, 'vm_id'), snapshot_id: safeField(input, 'snapshot_id') }, 'metering: invalid entry not recorded');
+      try {
+        this.counters.droppedInvalid++;
+        const reason = err instanceof MeteringValidationError ? err.reason : 'unexpected error while validating';
+        // Log what is wrong and which resource (from the plain copy only), never the whole entry.
+        this.rlog.warn(`invalid:${reason}`, { reason, kind: safeField(entry, 'kind'), vm_id: safeField(entry, 'vm_id'), snapshot_id: safeField(entry, 'snapshot_id') }, 'metering: invalid entry not recorded');
+      } catch {
+        // A logger that throws must not turn a dropped entry into an exception in the caller.
+      }
       return undefined;
     }
     // The seq is spent even if the write fails: the gap tells consumers an entry was lost here.
@@ -199,34 +213,59 @@ export class FileRecorder implements Recorder {
    */
   private checkSegment(): void {
     const nowMs = Date.now();
-    // A burst that fills the segment triggers a check early, so segments stay near their size limit.
-    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs && this.approxSize < this.maxBytes) return;
+    // A burst that fills the segment triggers a check early, so segments stay near their size limit
+    // (unless rotating just failed: then the current segment goes on taking entries for a while).
+    const full = this.approxSize >= this.maxBytes && nowMs >= this.rotationBlockedUntil;
+    if (this.seg && nowMs - this.lastCheck < this.checkIntervalMs && !full) return;
     this.lastCheck = nowMs;
     const seg = this.seg!;
     const st = fs.statSync(this.linkPath, { throwIfNoEntry: false });
     if (!st || st.ino !== seg.ino || st.dev !== seg.dev) {
-      this.reopen();
+      this.reopenOrKeep('follow');
       return;
     }
     this.approxSize = st.size;
+    if (nowMs < this.rotationBlockedUntil) return;
     if (st.size >= this.maxBytes || nowMs - this.segCreatedAt >= this.maxAgeMs) {
-      const rotated = withLedgerLockSync(this.dir, 0, () => {
-        const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
-        // Someone else rotated first: just follow them.
-        if (again && again.ino === seg.ino && again.dev === seg.dev) {
-          startNewSegment(this.dir);
-          return true;
-        }
-        return false;
-      });
-      if (rotated) this.counters.rotations++;
+      try {
+        const rotated = withLedgerLockSync(this.dir, 0, () => {
+          const again = fs.statSync(this.linkPath, { throwIfNoEntry: false });
+          // Someone else rotated first: just follow them.
+          if (again && again.ino === seg.ino && again.dev === seg.dev) {
+            startNewSegment(this.dir);
+            return true;
+          }
+          return false;
+        });
+        if (rotated) this.counters.rotations++;
+      } catch (err) {
+        // A directory we cannot write (permissions, read-only remount, no inodes) stops rotation,
+        // not recording: the open segment still takes appends. Try again in a while.
+        this.rotationBlockedUntil = nowMs + ROTATION_RETRY_MS;
+        const code = errorCode(err);
+        this.rlog.warn(`rotate:${code}`, { dir: this.dir, code, segment: seg.name, size: st.size }, 'metering: cannot rotate the ledger segment (directory not writable?); appending to the current one');
+        return;
+      }
+      this.reopenOrKeep('rotate');
+    }
+  }
+
+  /** Re-resolves the active segment; if that fails, keeps appending to the open one (logged). */
+  private reopenOrKeep(why: string): void {
+    try {
       this.reopen();
+    } catch (err) {
+      this.rotationBlockedUntil = Date.now() + ROTATION_RETRY_MS;
+      const code = errorCode(err);
+      this.rlog.warn(`reopen:${code}`, { dir: this.dir, code, why, segment: this.seg?.name }, 'metering: cannot open the active ledger segment; appending to the one already open');
     }
   }
 
   private reopen(): void {
     const old = this.seg;
-    this.seg = openActiveSegment(this.dir);
+    this.seg = openActiveSegment(this.dir, (reason) =>
+      this.log.warn({ dir: this.dir, reason }, 'metering: the active link did not point at a segment of this directory; repointed it to a fresh segment'),
+    );
     this.segCreatedAt = segmentCreatedAt(this.seg.name) ?? Date.now();
     this.needNewline = !endsWithNewline(this.seg.fd, this.seg.size);
     this.lastCheck = Date.now();

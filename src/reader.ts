@@ -46,12 +46,15 @@ function parseOne(buf: Buffer, offset: number, length: number): LedgerRecord {
 /**
  * Parses one line (without its newline; `length` counts it). A line that is not JSON but contains a
  * later entry start (`{"v":`) is a torn write followed by a good entry: the two are reported
- * separately so the torn fragment never costs the entry after it.
+ * separately so the torn fragment never costs the entry after it. Only the LAST marker can start
+ * that entry: inside a valid entry `{"v":` occurs once, at its start (a quote in a string is
+ * escaped), so trying every marker would only make a line full of markers quadratic.
  */
 export function parseLedgerLine(buf: Buffer, offset = 0, length = buf.length + 1): LedgerRecord[] {
   const whole = parseOne(buf, offset, length);
   if (whole.type === 'entry' || whole.reason !== 'line is not valid JSON') return [whole];
-  for (let at = buf.indexOf(MARKER, 1); at !== -1; at = buf.indexOf(MARKER, at + 1)) {
+  const at = buf.lastIndexOf(MARKER);
+  if (at > 0) {
     const tail = parseOne(buf.subarray(at), offset + at, length - at);
     if (tail.type === 'entry') {
       const head = buf.subarray(0, at);

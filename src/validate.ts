@@ -88,6 +88,47 @@ function checkBody(e: Record<string, unknown>, allowed: Set<string>): string | n
 }
 
 /**
+ * Reads what a caller passed to `emit` exactly once into a plain object: each known field once,
+ * `shape` and its three numbers once, a Date's time once. Validation and serialisation then see
+ * the same values even if the input has getters that change (or throw) or is a Proxy; anything
+ * the input throws while being read becomes a MeteringValidationError. Unknown (enumerable) keys
+ * are kept by name so validation still reports them.
+ */
+export function snapshotInput(input: unknown): EntryInput {
+  try {
+    if (typeof input !== 'object' || input === null) throw new MeteringValidationError('entry must be an object');
+    const src = input as Record<string, unknown>;
+    // for..in as validation always did: inherited enumerable keys count as fields too.
+    for (const key in src) if (!INPUT_FIELDS.has(key)) throw new MeteringValidationError(`unknown field ${JSON.stringify(key)}`);
+    // Each field read exactly once (hot path: plain reads into a fixed-shape object).
+    const vm_id = src.vm_id;
+    const snapshot_id = src.snapshot_id;
+    const source_snapshot_id = src.source_snapshot_id;
+    const hypervisor = src.hypervisor;
+    const emitted_at = src.emitted_at;
+    const copy: Record<string, unknown> = { kind: src.kind, reason: src.reason, shape: snapshotShape(src.shape) };
+    if (vm_id !== undefined) copy.vm_id = vm_id;
+    if (snapshot_id !== undefined) copy.snapshot_id = snapshot_id;
+    if (source_snapshot_id !== undefined) copy.source_snapshot_id = source_snapshot_id;
+    if (hypervisor !== undefined) copy.hypervisor = hypervisor;
+    if (emitted_at !== undefined) copy.emitted_at = emitted_at instanceof Date ? new Date(Date.prototype.getTime.call(emitted_at)) : emitted_at;
+    return copy as unknown as EntryInput;
+  } catch (err) {
+    if (err instanceof MeteringValidationError) throw err;
+    throw new MeteringValidationError(`entry could not be read (${err instanceof Error ? err.message.slice(0, 120) : 'a non-Error was thrown'})`);
+  }
+}
+
+function snapshotShape(shape: unknown): unknown {
+  if (typeof shape !== 'object' || shape === null || Array.isArray(shape)) return shape;
+  const src = shape as Record<string, unknown>;
+  for (const key in src) {
+    if (key !== 'cpu' && key !== 'mem_bytes' && key !== 'storage_bytes') throw new MeteringValidationError(`shape has unknown field ${JSON.stringify(key)}`);
+  }
+  return { cpu: src.cpu, mem_bytes: src.mem_bytes, storage_bytes: src.storage_bytes };
+}
+
+/**
  * Check what a caller passed to `emit`. Returns the normalized emitted_at (UTC, ms) or throws
  * MeteringValidationError naming the first problem.
  */

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test, vi } from 'vitest';
 import { CaptureRecorder, LedgerLineSplitter, parseLedgerBuffer, readLedger, serializeEntry, type LedgerRecord } from 'metering-ledger';
 import { vmStart } from './support/entries.js';
 import { tempDir } from './support/tmp.js';
@@ -110,5 +110,27 @@ describe('ledger reader', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  test('a line full of {"v": markers is parsed in linear time (one JSON.parse per candidate, not per marker)', async () => {
+    // 520 KB of markers through a real file: before the fix every marker cost a JSON.parse of the
+    // rest of the line (quadratic: 38 s and 322 MiB for this line).
+    const good = lines(1)[0]!;
+    const markers = '{"v":'.repeat(104_000);
+    const file = path.join(tmp.dir, 'markers.jsonl');
+    fs.writeFileSync(file, `${markers}${good}\n${markers}\n`);
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const out: LedgerRecord[] = [];
+      for await (const r of readLedger(file, { maxLineBytes: 1024 * 1024 })) out.push(r);
+      expect(out.map((r) => r.type)).toEqual(['invalid', 'entry', 'invalid']);
+      expect(out[0]).toMatchObject({ reason: 'torn line (an interrupted write)', offset: 0, length: markers.length });
+      expect(out[1]).toMatchObject({ offset: markers.length });
+      expect(out[2]).toMatchObject({ reason: 'line is not valid JSON' });
+      // Two lines: at most the whole line and one tail each.
+      expect(parse.mock.calls.length).toBeLessThanOrEqual(4);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });

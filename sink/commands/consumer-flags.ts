@@ -1,12 +1,12 @@
 /** Flags shared by `metering rollup` and `metering usage`, and how a consumer command reports failure. */
 import { Option, type Command } from 'commander';
 import { openDestination } from '../destinations/open.js';
-import type { RollupOptions } from '../consumer/run-rollup.js';
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS, type RollupOptions } from '../consumer/run-rollup.js';
 import { flagParser } from './flag-parser.js';
 import { EXIT_LOCKED, EXIT_USAGE } from './exit-codes.js';
 import { errorExit, localPath, reportError, requireDirectory, requireWritableFile, UsageError } from './cli-error.js';
 import { parseTime } from './time-flag.js';
-import { parseDuration } from '../duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
 import { StateFileError } from '../consumer/state-store.js';
 
@@ -39,13 +39,13 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
   else cmd.option('--out <dir>', 'also write intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json here (and keep state)');
   return cmd
     .option('--state <file>', 'state file that makes runs incremental (default: <out>/state.json; without --out and --state nothing is kept)')
-    .addOption(new Option('--grace <duration>', 'subtracted from the watermark: uploads still in flight').argParser(durationFlag).default(5 * 60_000, '5m'))
+    .addOption(new Option('--grace <duration>', 'subtracted from the watermark: uploads still in flight').argParser(durationFlag).default(DEFAULT_GRACE_MS, formatDuration(DEFAULT_GRACE_MS)))
     .addOption(
-      new Option('--stale-after <duration>', 'a node silent for longer stops holding the watermark; its open intervals end at the last evidence').argParser(durationFlag).default(6 * 3_600_000, '6h'),
+      new Option('--stale-after <duration>', 'a node silent for longer stops holding the watermark; its open intervals end at the last evidence').argParser(durationFlag).default(DEFAULT_STALE_AFTER_MS, formatDuration(DEFAULT_STALE_AFTER_MS)),
     )
-    .addOption(new Option('--retain <duration>', 'keep per-event timelines this long behind the watermark; older ones are folded (bounded memory)').argParser(durationFlag).default(7 * 86_400_000, '7d'))
+    .addOption(new Option('--retain <duration>', 'a start or baseline arriving with emitted_at this far behind the last watermark is too late (not billed); stops are never too late').argParser(durationFlag).default(DEFAULT_RETAIN_MS, formatDuration(DEFAULT_RETAIN_MS)))
     .addOption(
-      new Option('--max-skew <duration>', "entries stamped further than this from their segment's creation come from a broken clock: reported, not billed").argParser(durationFlag).default(30 * 86_400_000, '30d'),
+      new Option('--max-skew <duration>', "entries stamped further than this from their segment's creation come from a broken clock: reported, not billed").argParser(durationFlag).default(DEFAULT_MAX_SKEW_MS, formatDuration(DEFAULT_MAX_SKEW_MS)),
     )
     .option('--now <time>', "the consumer's clock, the one trusted clock for staleness and the watermark (default: the system clock)", timeFlag);
 }

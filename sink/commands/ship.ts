@@ -1,17 +1,18 @@
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { resolveLedgerDir } from '../../src/index.js';
-import { loadGcs, openDestination } from '../destinations/open.js';
+import { openDestination } from '../destinations/open.js';
 import { OptionalPeerMissingError } from '../optional-peer.js';
-import { localPath, requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
+import { requireDirectory, UsageError, validateMetricsFile } from './cli-error.js';
 import { EXIT_ERROR, EXIT_USAGE } from './exit-codes.js';
-import { parseByteSize, parseDuration } from '../duration.js';
+import { formatByteSize, formatDuration, parseByteSize, parseDuration } from '../duration.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { ShipperLockedError } from '../shipper/lock.js';
 import { createShipperMetrics, startMetricsServer } from '../shipper/metrics-server.js';
 import { writeMetricsFile } from '../metrics.js';
 import { ProgressBar } from '../shipper/progress-bar.js';
-import { shipOnce, startShipper, type ShipperOptions } from '../shipper/shipper.js';
+import { SHIPPER_DEFAULTS } from '../shipper/options.js';
+import { shipOnce, ShipOnceError, startShipper, type ShipperOptions } from '../shipper/shipper.js';
 import type { ShipperStatus } from '../shipper/status.js';
 
 import { EXIT_LOCKED, flagParser as wrap } from './flag-parser.js';
@@ -47,7 +48,12 @@ interface ShipFlags {
   retryBaseMs: number;
   retryCapMs: number;
   permanentRetryMs: number;
+  maxRetryTime: number;
 }
+
+const D = SHIPPER_DEFAULTS;
+const kib = formatByteSize;
+const dur = formatDuration;
 
 export function registerShip(program: Command): void {
   program
@@ -60,23 +66,24 @@ export function registerShip(program: Command): void {
     .requiredOption('--dest <url>', 'destination: gs://bucket/prefix (Google Cloud Storage), file:///dir or a directory path')
     .option('--endpoint <url>', 'GCS only: API endpoint, e.g. a test server (STORAGE_EMULATOR_HOST is honoured too)')
     .addOption(new Option('--node <id>', 'node id used in object names and the progress object (letters, digits, ".", "_", "-")').default(hostname(), `the hostname, here "${hostname()}"`))
-    .option('--once', 'drain everything present, write the node progress object and exit (cron, tests, demos)')
+    .option('--once', 'drain everything present, write the node progress object and exit (cron, tests, demos); exit 1 naming what was not shipped if the destination fails for --max-retry-time')
     .option('--gzip', 'gzip objects (names end in .ndjson.gz)')
-    .addOption(new Option('--batch-bytes <size>', 'an object covers at most this many ledger bytes (e.g. 8MiB)').default(8 * 1024 * 1024, '8MiB').argParser(bytes))
-    .addOption(new Option('--batch-ms <ms>', 'after a change, wait this long to gather lines into one object').default(1000).argParser(millis))
-    .addOption(new Option('--rescan-ms <ms>', 'rescan the directory this often as a safety net for missed file events').default(2000).argParser(millis))
-    .addOption(new Option('--progress-ms <ms>', 'rewrite <prefix>/nodes/<node>.json at least this often, even when idle').default(5000).argParser(millis))
-    .addOption(new Option('--retention <duration>', 'delete sealed segments this long after their last write, once every byte is confirmed uploaded (e.g. 7d, 12h, 30m)').default(7 * 86_400_000, '7d').argParser(duration))
-    .addOption(new Option('--max-line-bytes <size>', 'longer lines go to quarantine (head only)').default(64 * 1024, '64KiB').argParser(bytes))
+    .addOption(new Option('--batch-bytes <size>', 'an object covers at most this many ledger bytes (e.g. 8MiB)').default(D.batchBytes, kib(D.batchBytes)).argParser(bytes))
+    .addOption(new Option('--batch-ms <ms>', 'after a change, wait this long to gather lines into one object').default(D.batchMs).argParser(millis))
+    .addOption(new Option('--rescan-ms <ms>', 'rescan the directory this often as a safety net for missed file events').default(D.rescanMs).argParser(millis))
+    .addOption(new Option('--progress-ms <ms>', 'rewrite <prefix>/nodes/<node>.json at least this often, even when idle').default(D.progressMs).argParser(millis))
+    .addOption(new Option('--retention <duration>', 'delete sealed segments this long after their last write, once every byte is confirmed uploaded (e.g. 7d, 12h, 30m)').default(D.retentionMs, dur(D.retentionMs)).argParser(duration))
+    .addOption(new Option('--max-line-bytes <size>', 'longer lines go to quarantine (head only)').default(D.maxLineBytes, kib(D.maxLineBytes)).argParser(bytes))
     .option('--state-dir <dir>', 'where positions.json and status.json live (default: <ledger-dir>/.shipper)')
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics (off by default)').argParser(port))
     .option('--metrics-host <host>', 'address the metrics endpoint listens on (0.0.0.0 or :: for a scraper on another machine)', '127.0.0.1')
     .option('--metrics-file <file.prom>', 'with --once: write node-exporter textfile-collector metrics here (last success time, entries read, lag, objects failed)')
     .option('--no-progress-bar', 'no progress bar on a terminal while draining a backlog')
-    .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(2000).argParser(millis))
-    .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(250).argParser(millis))
-    .addOption(new Option('--retry-cap-ms <ms>', 'longest backoff between retries').default(30_000).argParser(millis))
-    .addOption(new Option('--permanent-retry-ms <ms>', 'retry interval after an error retrying cannot fix (403, missing bucket)').default(60_000).argParser(millis))
+    .addOption(new Option('--seal-quiet-ms <ms>', 'a rotated segment is finished only after this long without writes').default(D.sealQuietMs).argParser(millis))
+    .addOption(new Option('--retry-base-ms <ms>', 'first backoff step after a destination error (exponential, full jitter)').default(D.retry.baseMs).argParser(millis))
+    .addOption(new Option('--retry-cap-ms <ms>', 'longest backoff between retries').default(D.retry.capMs).argParser(millis))
+    .addOption(new Option('--permanent-retry-ms <ms>', 'daemon: retry interval after an error retrying cannot fix (403, missing bucket)').default(D.retry.permanentMs).argParser(millis))
+    .addOption(new Option('--max-retry-time <duration>', '--once: give up (exit 1, naming what was not shipped) once the destination has failed this long without a success; errors retrying cannot fix end it at once').default(D.maxRetryMs, dur(D.maxRetryMs)).argParser(duration))
     .addHelpText(
       'after',
       `
@@ -95,8 +102,8 @@ function validateShipFlags(flags: ShipFlags, ledgerDir: string): void {
   const hint = 'the ledger directory is where the recorder writes ledger.jsonl (its `dir`, or <METERING_DIR>/metering)';
   requireDirectory('--ledger-dir', flags.ledgerDir ?? ledgerDir, ledgerDir, { mustExist: false, hint });
   if (flags.stateDir) requireDirectory('--state-dir', flags.stateDir, flags.stateDir, { mustExist: false, hint: '--state-dir is a directory for positions.json and status.json' });
-  const dest = localPath(flags.dest);
-  if (dest !== undefined) requireDirectory('--dest', flags.dest, dest, { mustExist: false, hint: 'a local destination is a bucket directory (created if missing)' });
+  // A --dest that is a file is not refused here: it is a destination error like a 403, which
+  // `--once` reports with what was not shipped (exit 1) and the daemon keeps retrying.
   if (flags.metricsFile !== undefined) {
     if (!flags.once) throw new UsageError('--metrics-file is for `ship --once` (cron); a running shipper serves its metrics with --metrics-port', 'add --once, or use --metrics-port');
     validateMetricsFile(flags.metricsFile);
@@ -115,14 +122,8 @@ async function runShip(flags: ShipFlags): Promise<number> {
   }
   let dest: Awaited<ReturnType<typeof openDestination>>;
   try {
-    if (flags.dest.startsWith('gs://')) {
-      // The shipper retries forever with its own backoff (logged, counted, visible in status); the
-      // client's extra silent retries would only stretch each failure to many seconds.
-      const { gcsFromUrl } = await loadGcs();
-      dest = await gcsFromUrl(flags.dest, { clientRetries: 0, ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
-    } else {
-      dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
-    }
+    // The shipper turns the client's own retries off itself (RetryingDestination): one policy.
+    dest = await openDestination(flags.dest, flags.endpoint ? { endpoint: flags.endpoint } : {});
   } catch (err) {
     if (err instanceof OptionalPeerMissingError) {
       log.error({ dest: flags.dest, hint: err.hint, exit_code: EXIT_USAGE }, err.message);
@@ -147,6 +148,7 @@ async function runShip(flags: ShipFlags): Promise<number> {
     maxLineBytes: flags.maxLineBytes,
     sealQuietMs: flags.sealQuietMs,
     retry: { baseMs: flags.retryBaseMs, capMs: flags.retryCapMs, permanentMs: flags.permanentRetryMs },
+    maxRetryMs: flags.maxRetryTime,
     logger: log,
     ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
     ...(flags.progressBar && bar.enabled ? { onShipped: (e) => bar.update(e.shippedBytes, e.backlogAtStart) } : {}),
@@ -212,6 +214,10 @@ async function runShip(flags: ShipFlags): Promise<number> {
       // `holderPid`, not `pid`: pino already puts this process's own pid on every line.
       log.error({ ledgerDir: err.ledgerDir, holderPid: err.holderPid, exit_code: EXIT_LOCKED }, err.message);
       return EXIT_LOCKED;
+    }
+    if (err instanceof ShipOnceError) {
+      log.error({ err: err.message, notShipped: err.notShipped, exit_code: EXIT_ERROR }, 'shipper: --once did not ship everything');
+      return EXIT_ERROR;
     }
     log.error({ err: (err as Error).message, exit_code: EXIT_ERROR }, 'shipper failed');
     return EXIT_ERROR;

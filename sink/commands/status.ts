@@ -30,6 +30,9 @@ export function formatStatus(r: ShipperStatusReport): string {
     `last report:      ${age(rep?.updated_at)}`,
   ];
   if (rep) lines.push(`shipped:          ${rep.counters.ledger_lines} lines, ${rep.counters.quarantined_lines} quarantined, ${rep.counters.objects_uploaded} objects (since ${rep.started_at})`);
+  for (const s of r.skipped) lines.push(`not shipped:      ${s.name}: ${s.reason}`);
+  const plain = r.segments.find((s) => s.plain);
+  if (plain) lines.push(`plain ledger:     ledger.jsonl is a plain file, shipped as ${plain.name === 'ledger.jsonl' ? '(a name is reserved when a shipper first sees it)' : plain.name}`);
   if (r.problem) lines.push(`problem:          ${r.problem}`);
   return lines.join('\n') + '\n';
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { LocalDirDestination } from '../destinations/local-dir.js';
 import { openDestination } from '../destinations/open.js';
-import { writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
+import { removeStaleTempFiles, writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
 import { hourlyTotals } from './hourly-rollup.js';
 import { anomaliesOf, counted, reportedNode, type BadObject, type RollupReport } from './report.js';
 import { publish } from './revisions.js';
@@ -106,6 +106,8 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.json') : undefined);
   const lock = stateFile ? await acquireStateLock(stateFile) : undefined;
   try {
+    // Temp files of a run killed mid-write (kill -9) are litter: remove those of dead processes.
+    for (const dir of new Set([stateFile && path.dirname(stateFile), options.out].filter((d): d is string => !!d))) await removeStaleTempFiles(dir);
     const state = stateFile ? await loadState(stateFile, options.source) : emptyState(options.source);
     const previousWatermark = state.watermark;
     // A mistyped bucket directory would read as "nothing was shipped" and, with no node holding the

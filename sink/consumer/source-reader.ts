@@ -5,6 +5,8 @@
  */
 import { gunzipSync } from 'node:zlib';
 import { parseLedgerBuffer, type LedgerRecord } from '../../src/index.js';
+import { NODE_ID_PATTERN } from '../../src/node-id.js';
+import { isGzip } from '../gzip.js';
 import type { Destination } from '../destinations/destination.js';
 import { NODES_DIR, normalizePrefix, parseObjectName, type NodeProgress, type ParsedObjectName } from '../layout.js';
 
@@ -23,7 +25,7 @@ export interface SourceListing {
   unknown: string[];
 }
 
-const NODE_FILE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.json$/;
+const NODE_FILE_RE = new RegExp(`^(${NODE_ID_PATTERN})\\.json$`);
 
 export async function listSource(destination: Destination, prefix: string): Promise<SourceListing> {
   const p = normalizePrefix(prefix);
@@ -49,7 +51,7 @@ export async function listSource(destination: Destination, prefix: string): Prom
 
 /** Gzip is detected by its magic bytes, not trusted from the name: a transcoding download is already plain. */
 function decode(body: Buffer): Buffer {
-  return body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
+  return isGzip(body) ? gunzipSync(body) : body;
 }
 
 export type ObjectRead = { ok: true; records: LedgerRecord[] } | { ok: false; error: string };

@@ -38,11 +38,18 @@ export interface Destination {
   /** Objects whose name starts with `prefix`, in name order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   delete(name: string): Promise<void>;
+  /**
+   * The same destination with the client library's own retries off, for a caller that retries
+   * itself (the shipper's RetryingDestination): otherwise every failure is retried inside ours.
+   * Destinations without client retries need not implement it.
+   */
+  withoutClientRetries?(): Destination;
 }
 
 /**
  * A failure retrying cannot fix (403, a missing bucket, a bad path). `hint` tells the operator what
- * to change; the shipper logs it and keeps retrying slowly instead of giving up its position.
+ * to change; the daemon logs it and keeps retrying slowly instead of giving up its position;
+ * `ship --once` gives up at once.
  */
 export class PermanentDestinationError extends Error {
   constructor(

@@ -188,7 +188,7 @@ export class GcsDestination implements Destination {
 
   constructor(
     readonly bucketName: string,
-    options: GcsDestinationOptions = {},
+    private readonly options: GcsDestinationOptions = {},
   ) {
     if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucketName)) {
       throw new Error(`invalid GCS bucket name ${JSON.stringify(bucketName)}: 3-222 characters of a-z, 0-9, '.', '_', '-'`);
@@ -203,6 +203,15 @@ export class GcsDestination implements Destination {
     const endpoint = options.endpoint ?? process.env.STORAGE_EMULATOR_HOST;
     this.usesCredentials = options.storage === undefined && (endpoint === undefined || (options.endpoint !== undefined && isGoogleHost(options.endpoint)));
     this.description = endpoint ? `gs://${bucketName} (endpoint ${endpoint.replace(/\/\/[^@/]*@/, '//')})` : `gs://${bucketName}`;
+  }
+
+  /**
+   * The same bucket through a client that does not retry (the shipper retries every call itself).
+   * A client passed in by the caller is left as it is: its retry settings are the caller's.
+   */
+  withoutClientRetries(): Destination {
+    if (this.options.storage !== undefined || this.options.clientRetries === 0) return this;
+    return new GcsDestination(this.bucketName, { ...this.options, clientRetries: 0 });
   }
 
   /**

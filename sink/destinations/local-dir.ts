@@ -3,10 +3,14 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fsyncDir } from '../../src/fs-durable.js';
 import { PermanentDestinationError, type Destination, type ObjectInfo, type PutIfAbsentResult, type PutOptions } from './destination.js';
+import { processAlive } from '../process-alive.js';
 
 const META_DIR = '.meta';
 const TMP_DIR = '.tmp';
+const STALE_TEMP_MS = 3_600_000;
+
 
 /** Checks an object name is a plain relative path that stays inside the root. */
 export function checkObjectName(name: string): string {
@@ -15,17 +19,6 @@ export function checkObjectName(name: string): string {
     throw new Error(`object name ${JSON.stringify(name)} is not a safe relative path`);
   }
   return name;
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const h = await fsp.open(p, 'r');
-  try {
-    await h.sync();
-  } catch {
-    // Directories on some filesystems refuse fsync; rename/link are still atomic.
-  } finally {
-    await h.close();
-  }
 }
 
 /**
@@ -90,10 +83,43 @@ export class LocalDirDestination implements Destination {
       await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        // mkdir -p of a path that is a file: no retry will make it a directory.
+        throw new PermanentDestinationError(`bucket directory ${this.root} exists but is not a directory`, `point --dest at a directory (or remove the file ${this.root})`);
+      }
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
         throw new PermanentDestinationError(`cannot create bucket directory ${this.root}: ${code}`, `make ${this.root} a writable directory for this user`);
       }
       throw err;
+    }
+    await this.removeStaleTemps();
+  }
+
+  private tempsChecked = false;
+
+  /**
+   * Temp files of uploads whose process was killed mid-write (`.tmp/<pid>-<hex>`): removed once per
+   * destination when the pid no longer runs here and the file is over an hour old (the bucket
+   * directory may be shared with other hosts, whose pids mean nothing here; an hour-old temp file
+   * is abandoned anywhere: an upload writes it in one go).
+   */
+  private async removeStaleTemps(): Promise<void> {
+    if (this.tempsChecked) return;
+    this.tempsChecked = true;
+    const dir = path.join(this.root, TMP_DIR);
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    for (const name of names) {
+      const m = /^(\d+)-[0-9a-f]+$/.exec(name);
+      if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+      const st = await fsp.lstat(path.join(dir, name)).catch(() => undefined);
+      if (!st?.isFile() || now - st.mtimeMs < STALE_TEMP_MS) continue;
+      await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
     }
   }
 
@@ -116,7 +142,7 @@ export class LocalDirDestination implements Destination {
       await fsp.unlink(tmp).catch(() => {});
       if (!linked) await fsp.rm(this.metaFile(name, ino), { force: true });
     }
-    await fsyncPath(path.dirname(target));
+    await fsyncDir(path.dirname(target));
     return 'created';
   }
 

@@ -130,8 +130,14 @@ export function createShipperMetrics(options: { defaultMetrics?: boolean } = {})
     async failedCalls(operations) {
       return (await errors.get()).values.filter((v) => !operations || operations.includes(String(v.labels.operation))).reduce((sum, v) => sum + v.value, 0);
     },
-    instrument(d: Destination): Destination {
+    instrument,
+  };
+
+  function instrument(d: Destination): Destination {
+      const client = d.withoutClientRetries?.bind(d);
       return {
+        // The retrying wrapper turns the client's own retries off: keep that reachable through us.
+        ...(client ? { withoutClientRetries: () => instrument(client()) } : {}),
         get description() {
           return d.description;
         },
@@ -158,8 +164,7 @@ export function createShipperMetrics(options: { defaultMetrics?: boolean } = {})
           }
         },
       };
-    },
-  };
+  }
 }
 
 /** Serves GET /metrics on `host` (127.0.0.1 unless told otherwise: the figures are for a local agent). */

@@ -1,17 +1,18 @@
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { parseLedgerLine } from '../../src/index.js';
+import { SAFE_OPEN_FLAGS } from '../../src/ledger-layout.js';
 
 /**
- * emitted_at of the first unshipped entry at `offset` of a segment (reads one line at most), or the
- * segment's last-modified time if that line is not a valid entry. Undefined if nothing is there.
+ * emitted_at of the first unshipped entry at `offset` of a ledger file (reads one line at most), or
+ * the file's last-modified time if that line is not a valid entry. Undefined if nothing is there.
  */
-export async function emittedAtOf(ledgerDir: string, segment: string, offset: number, maxLineBytes: number): Promise<string | undefined> {
+export async function emittedAtOf(file: string, offset: number, maxLineBytes: number): Promise<string | undefined> {
   let fh: fsp.FileHandle | undefined;
   try {
-    fh = await fsp.open(path.join(ledgerDir, segment), 'r');
+    fh = await fsp.open(file, fs.constants.O_RDONLY | SAFE_OPEN_FLAGS);
     const st = await fh.stat();
-    if (st.size <= offset) return undefined;
+    if (!st.isFile() || st.size <= offset) return undefined;
     const buf = Buffer.alloc(Math.min(maxLineBytes + 1, st.size - offset));
     const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
     const nl = buf.subarray(0, bytesRead).indexOf(0x0a);

@@ -4,8 +4,22 @@ import { pino, type Logger } from 'pino';
 import { DEFAULT_MAX_LINE_BYTES } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
 import { assertSafeNode, normalizePrefix } from '../layout.js';
-import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../destinations/retrying.js';
 import { defaultStateDir } from './status.js';
+
+/** Every default of the shipper, in one place: the CLI's flag defaults and help come from here. */
+export const SHIPPER_DEFAULTS = {
+  batchBytes: 8 * 1024 * 1024,
+  batchMs: 1000,
+  rescanMs: 2000,
+  progressMs: 5000,
+  retentionMs: 7 * 86_400_000,
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  sealQuietMs: 2000,
+  /** `--once` gives up after the destination failed this long without a success (5 min). */
+  maxRetryMs: 5 * 60_000,
+  retry: DEFAULT_RETRY,
+} as const;
 
 export interface ShipperOptions {
   ledgerDir: string;
@@ -34,6 +48,12 @@ export interface ShipperOptions {
    */
   sealQuietMs?: number;
   retry?: Partial<RetryPolicy>;
+  /**
+   * shipOnce only: give up (and reject, naming what was not shipped) once the destination has
+   * failed this long without a success; permanent errors (403, missing bucket) at once. Default
+   * 5 minutes. The daemon never gives up: the ledger is the buffer.
+   */
+  maxRetryMs?: number;
   logger?: Logger;
   /** Called as bytes are confirmed (progress bar). */
   onShipped?: (event: ShippedEvent) => void;
@@ -64,6 +84,7 @@ export interface ResolvedShipperOptions {
   maxLineBytes: number;
   sealQuietMs: number;
   retry: RetryPolicy;
+  maxRetryMs: number;
   log: Logger;
   onShipped: ((e: ShippedEvent) => void) | undefined;
   watch: boolean;
@@ -82,15 +103,16 @@ export function resolveOptions(o: ShipperOptions): ResolvedShipperOptions {
     prefix: normalizePrefix(o.prefix ?? ''),
     node: assertSafeNode(o.node ?? hostname()),
     stateDir: path.resolve(o.stateDir ?? defaultStateDir(ledgerDir)),
-    batchBytes: positive('batchBytes', o.batchBytes, 8 * 1024 * 1024),
-    batchMs: positive('batchMs', o.batchMs, 1000, 0),
+    batchBytes: positive('batchBytes', o.batchBytes, SHIPPER_DEFAULTS.batchBytes),
+    batchMs: positive('batchMs', o.batchMs, SHIPPER_DEFAULTS.batchMs, 0),
     gzip: o.gzip ?? false,
-    rescanMs: positive('rescanMs', o.rescanMs, 2000, 10),
-    progressMs: positive('progressMs', o.progressMs, 5000, 10),
-    retentionMs: positive('retentionMs', o.retentionMs, 7 * 86_400_000, 0),
-    maxLineBytes: positive('maxLineBytes', o.maxLineBytes, DEFAULT_MAX_LINE_BYTES, 256),
-    sealQuietMs: positive('sealQuietMs', o.sealQuietMs, 2000, 0),
-    retry: { ...DEFAULT_RETRY, ...o.retry },
+    rescanMs: positive('rescanMs', o.rescanMs, SHIPPER_DEFAULTS.rescanMs, 10),
+    progressMs: positive('progressMs', o.progressMs, SHIPPER_DEFAULTS.progressMs, 10),
+    retentionMs: positive('retentionMs', o.retentionMs, SHIPPER_DEFAULTS.retentionMs, 0),
+    maxLineBytes: positive('maxLineBytes', o.maxLineBytes, SHIPPER_DEFAULTS.maxLineBytes, 256),
+    sealQuietMs: positive('sealQuietMs', o.sealQuietMs, SHIPPER_DEFAULTS.sealQuietMs, 0),
+    retry: { ...SHIPPER_DEFAULTS.retry, ...o.retry },
+    maxRetryMs: positive('maxRetryMs', o.maxRetryMs, SHIPPER_DEFAULTS.maxRetryMs, 0),
     log: o.logger ?? pino({ name: 'metering-shipper', level: process.env.METERING_LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true })),
     onShipped: o.onShipped,
     watch: o.watch ?? true,

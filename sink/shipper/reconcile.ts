@@ -1,5 +1,8 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Destination } from '../destinations/destination.js';
 import { parseObjectName, segmentBase, segmentObjectDir, type ObjectClass } from '../layout.js';
+import { sha256Hex } from './batch.js';
+import { SegmentBatcher } from './segment-batcher.js';
 import { META } from './uploader.js';
 
 /** One byte range of a segment that has objects at the destination. */
@@ -57,4 +60,84 @@ export function highestGen(coverage: SegmentCoverage): number | undefined {
   let max: number | undefined;
   for (const g of coverage.keys()) if (max === undefined || g > max) max = g;
   return max;
+}
+
+/** A stored range and the generation it belongs to. */
+export interface TiledRange extends CoveredRange {
+  gen: number;
+}
+
+/**
+ * The ranges that speak for a segment's bytes now: a newer generation's ranges replace the older
+ * ones from where the newer generation starts (a segment cut short and regrown is shipped again
+ * only from its first changed range), so the result runs from 0 across generations.
+ */
+export function effectiveTiling(coverage: SegmentCoverage): TiledRange[] {
+  const out: TiledRange[] = [];
+  let cutoff = Infinity;
+  for (const gen of [...coverage.keys()].sort((a, b) => b - a)) {
+    const ranges = coverage.get(gen)!.filter((r) => r.end <= cutoff);
+    if (ranges.length === 0) continue;
+    for (const r of ranges) out.push({ ...r, gen });
+    cutoff = Math.min(cutoff, ranges[0]!.start);
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** Where to go on with a segment whose position is unknown or no longer fits. */
+export interface Reconciled {
+  gen: number;
+  position: number;
+  /** Stored ranges of `gen` at or after `position` (shipFrom skips or re-cuts them). */
+  ranges: CoveredRange[];
+  /** Set when the file's bytes differ from what the destination holds: what differs. */
+  difference?: string;
+}
+
+/**
+ * Compares a segment file with what the destination holds for it, range by range from its start,
+ * re-cutting each stored range from the file and comparing checksums. Everything that still matches
+ * stays shipped; from the first range that does not (or the first byte the file no longer has), the
+ * segment is shipped again under a new generation. A range of which only one object landed (a kill
+ * between the two) is left for shipFrom to re-cut under its own name. `atLeastGen` forces a new
+ * generation (an upload found different bytes under a name we were about to use).
+ */
+export async function reconcileSegment(
+  destination: Destination,
+  prefix: string,
+  node: string,
+  name: string,
+  fh: FileHandle,
+  size: number,
+  cut: { batchBytes: number; maxLineBytes: number },
+  atLeastGen?: number,
+): Promise<Reconciled> {
+  const coverage = await listSegmentCoverage(destination, prefix, node, name);
+  const top = highestGen(coverage);
+  if (top === undefined) return { gen: atLeastGen ?? 0, position: 0, ranges: [] };
+  const batcher = new SegmentBatcher(fh, name, top, 0, cut.batchBytes, cut.maxLineBytes);
+  let at = 0;
+  let difference: string | undefined;
+  for (const r of effectiveTiling(coverage)) {
+    if (r.start !== at) break; // nothing stored for [at, r.start) yet: ship it from here
+    if (r.end > size) {
+      difference = `the file is ${size} bytes, shorter than the stored range ${r.start}-${r.end}`;
+      break;
+    }
+    const batch = await batcher.next({ limit: r.end, sizeCut: false, includeTail: true });
+    const same = batch !== undefined && batch.end === r.end && (['ledger', 'quarantine'] as const).every((cls) => r.sha256[cls] === undefined || r.sha256[cls] === sha256Hex(batch.body(cls)));
+    if (!same) {
+      difference = `bytes ${r.start}-${r.end} differ from the stored objects of generation ${r.gen}`;
+      break;
+    }
+    if (!r.complete) {
+      if (r.gen !== top) difference = `range ${r.start}-${r.end} of old generation ${r.gen} is incomplete`;
+      break;
+    }
+    at = r.end;
+  }
+  if (difference !== undefined || (atLeastGen !== undefined && atLeastGen > top)) {
+    return { gen: Math.max(top + 1, atLeastGen ?? 0), position: at, ranges: [], ...(difference ? { difference } : {}) };
+  }
+  return { gen: top, position: at, ranges: (coverage.get(top) ?? []).filter((r) => r.end > at) };
 }

@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { activeSegmentName, DEFAULT_MAX_LINE_BYTES, listSegments } from '../../src/index.js';
+import { ACTIVE_LINK, DEFAULT_MAX_LINE_BYTES } from '../../src/index.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { scanLedgerDir, type SkippedFile } from './ledger-files.js';
 import { shipperRunning } from './lock.js';
 import { emittedAtOf } from './oldest-unshipped.js';
-import { POSITIONS_FILE, type ShipperState } from './positions.js';
+import { readPositions } from './positions.js';
+import { verifiedShipped } from './segment-identity.js';
 
 export const STATUS_FILE = 'status.json';
 export const DEFAULT_STATE_SUBDIR = '.shipper';
@@ -52,6 +54,8 @@ export interface ShipperStatus {
   last_success_at: string | null;
   last_error: { at: string; message: string; hint?: string } | null;
   counters: ShipperCounters;
+  /** Files named like ledger files that are not shipped (FIFOs, symlinks, ...), with why. */
+  skipped?: SkippedFile[];
 }
 
 export function defaultStateDir(ledgerDir: string): string {
@@ -64,11 +68,14 @@ export async function writeStatus(stateDir: string, status: ShipperStatus): Prom
 }
 
 export interface SegmentReport {
+  /** Segment name (a plain ledger.jsonl: the name reserved for it, or "ledger.jsonl" before that). */
   name: string;
   size: number;
   shipped: number;
   active: boolean;
   sealed: boolean;
+  /** A plain-file ledger.jsonl (not a segment yet). */
+  plain?: boolean;
 }
 
 /** What `metering status` shows: the shipper's last report plus figures computed from the files now. */
@@ -82,6 +89,8 @@ export interface ShipperStatusReport {
   /** emitted_at of the oldest entry not yet shipped, read from the ledger now; null when none. */
   oldest_unshipped_at: string | null;
   segments: SegmentReport[];
+  /** Files named like ledger files that are not shipped (FIFOs, symlinks, ...). */
+  skipped: SkippedFile[];
   /** The running (or last) shipper's own report, if it ever wrote one. */
   reported: ShipperStatus | null;
   /** When the position store is unreadable: the shipper will reconcile with the destination. */
@@ -91,33 +100,28 @@ export interface ShipperStatusReport {
 /** Reads a ledger directory's shipping status without touching the destination. */
 export async function readShipperStatus(ledgerDir: string, stateDir = defaultStateDir(ledgerDir)): Promise<ShipperStatusReport> {
   if (!fs.existsSync(ledgerDir)) throw new Error(`ledger directory ${ledgerDir} does not exist`);
-  let state: ShipperState | undefined;
-  let problem: string | undefined;
-  try {
-    state = JSON.parse(await fsp.readFile(path.join(stateDir, POSITIONS_FILE), 'utf8')) as ShipperState;
-    if (typeof state?.segments !== 'object' || state.segments === null) throw new Error('no segments');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problem = `position store unreadable: ${(err as Error).message}`;
-    state = undefined;
-  }
+  const { state, problem } = await readPositions(stateDir);
   let reported: ShipperStatus | null = null;
   try {
     reported = JSON.parse(await fsp.readFile(path.join(stateDir, STATUS_FILE), 'utf8')) as ShipperStatus;
   } catch {
     reported = null;
   }
-  const active = activeSegmentName(ledgerDir);
+  const scan = scanLedgerDir(ledgerDir, false);
   const segments: SegmentReport[] = [];
   let backlog = 0;
   let oldest: string | null = null;
-  for (const name of listSegments(ledgerDir)) {
-    const st = fs.statSync(path.join(ledgerDir, name), { throwIfNoEntry: false });
-    if (!st) continue;
-    const pos = state?.segments[name];
-    const shipped = pos && pos.ino === st.ino && pos.position <= st.size ? pos.position : 0;
+  const files = scan.files.map((f) => ({ name: f.name, path: f.path, active: f.active, plain: f.plain }));
+  // A plain ledger.jsonl no shipper has seen yet: all of it is backlog.
+  if (scan.unnamedPlain) files.push({ name: ACTIVE_LINK, path: path.join(ledgerDir, ACTIVE_LINK), active: true, plain: true });
+  for (const f of files) {
+    const st = fs.lstatSync(f.path, { throwIfNoEntry: false });
+    if (!st?.isFile()) continue;
+    const pos = state?.segments[f.name];
+    const shipped = await verifiedShipped(pos, f.path, st);
     backlog += st.size - shipped;
-    if (oldest === null && st.size > shipped) oldest = (await emittedAtOf(ledgerDir, name, shipped, DEFAULT_MAX_LINE_BYTES)) ?? null;
-    segments.push({ name, size: st.size, shipped, active: name === active, sealed: pos?.sealed ?? false });
+    if (oldest === null && st.size > shipped) oldest = (await emittedAtOf(f.path, shipped, DEFAULT_MAX_LINE_BYTES)) ?? null;
+    segments.push({ name: f.name, size: st.size, shipped, active: f.active, sealed: pos?.sealed ?? false, ...(f.plain ? { plain: true } : {}) });
   }
   const lock = await shipperRunning(ledgerDir);
   return {
@@ -128,6 +132,7 @@ export async function readShipperStatus(ledgerDir: string, stateDir = defaultSta
     backlog_bytes: backlog,
     oldest_unshipped_at: oldest,
     segments,
+    skipped: scan.skipped,
     reported,
     ...(problem ? { problem } : {}),
   };

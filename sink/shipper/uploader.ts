@@ -1,15 +1,12 @@
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
-import type { Logger } from 'pino';
 import type { Destination, PutOptions } from '../destinations/destination.js';
+import { isGzip } from '../gzip.js';
 import { objectName, type ObjectClass } from '../layout.js';
 import { sha256Hex, type Batch } from './batch.js';
-import { retryForever, type RetryHooks, type RetryPolicy, type StopSignal } from './retry.js';
 
 const gzip = promisify(gzipCb);
 const gunzip = promisify(gunzipCb);
-
-const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
 /**
  * The sha256 of what an existing object holds (uncompressed), from its metadata, or, when the
@@ -19,7 +16,7 @@ const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] ==
 async function storedSha(ctx: UploadContext, name: string, metadata: Record<string, string>): Promise<string | undefined> {
   const recorded = metadata[META.sha256];
   if (recorded !== undefined) return recorded;
-  const bytes = await retryForever(`get ${name}`, () => ctx.destination.get(name), ctx.retry, ctx.stop, ctx.log, ctx.hooks);
+  const bytes = await ctx.destination.get(name);
   if (bytes === undefined) return undefined;
   return sha256Hex(isGzip(bytes) ? await gunzip(bytes) : bytes);
 }
@@ -38,14 +35,11 @@ export const META = {
 } as const;
 
 export interface UploadContext {
+  /** Retrying already (RetryingDestination): every call here succeeds, stops or gives up. */
   destination: Destination;
   prefix: string;
   node: string;
   gzip: boolean;
-  retry: RetryPolicy;
-  stop: StopSignal;
-  log: Logger;
-  hooks: RetryHooks;
 }
 
 export type UploadOutcome =
@@ -72,12 +66,12 @@ export async function uploadBatch(ctx: UploadContext, batch: Batch): Promise<Upl
       metadata: metadataFor(ctx, batch, cls, sha, classes),
     };
     for (;;) {
-      const result = await retryForever(`put ${name}`, () => ctx.destination.putIfAbsent(name, payload, options), ctx.retry, ctx.stop, ctx.log, ctx.hooks);
+      const result = await ctx.destination.putIfAbsent(name, payload, options);
       if (result === 'created') {
         created++;
         break;
       }
-      const info = await retryForever(`head ${name}`, () => ctx.destination.head(name), ctx.retry, ctx.stop, ctx.log, ctx.hooks);
+      const info = await ctx.destination.head(name);
       if (info === undefined) continue; // deleted between the two calls: store it again
       const theirs = await storedSha(ctx, name, info.metadata);
       if (theirs === sha) break;

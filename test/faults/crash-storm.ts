@@ -18,6 +18,8 @@ export interface CrashStormParams {
   writerKills: number;
   shipperKills: number;
   maxSegmentBytes?: number;
+  /** Scenario name in the results (default "crash storm"). */
+  name?: string;
 }
 
 export async function run(p: CrashStormParams): Promise<FaultResult> {
@@ -88,7 +90,7 @@ export async function run(p: CrashStormParams): Promise<FaultResult> {
   const objects = check.objects.length;
   if (objects < 3) violations.push(`only ${objects} objects: the killed shippers did no real work`);
   return {
-    scenario: 'crash storm',
+    scenario: p.name ?? 'crash storm',
     runs: shipperKills + killedWriters,
     entries: check.entries,
     lost: check.lost,

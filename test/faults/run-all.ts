@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../support/spawn.js';
 import { SCENARIOS } from './scenarios.js';
 import { formatMb, type FaultResult } from './support.js';
+import { LEDGER_DIR_CASES } from './ledger-dir-cases.js';
 
 const { values } = parseArgs({ options: { light: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } });
 if (values.help) {
@@ -79,6 +80,7 @@ if (full) {
     '## What each scenario proves',
     '',
     ...chosen.flatMap((s) => [`**${s.name}.** ${s.proves}`, '']),
+    ...LEDGER_DIR_CASES,
     '## Bugs these scenarios found',
     '',
     '- Consumer outputs: a short write on a filling disk was taken as success and a truncated `intervals.ndjson`',

@@ -29,6 +29,13 @@ export const SCENARIOS: Scenario[] = [
       'Writer processes (test/fixtures/ledger-writer.ts, each appending every id whose `emit` returned to its own acks file) and the shipper (`metering ship` to a bucket directory) are SIGKILLed at random moments, over and over; a killed writer is replaced by a new one (new writer id). After a final `ship --once`, the objects tile every segment byte for byte (no gap, no overlap), every acknowledged id is in them exactly once, the only unacknowledged entries are killed writers\' last lines, no writer has a seq gap, and `metering rollup` reads exactly the unique ids with zero duplicates and zero seq gaps.',
   },
   {
+    name: 'crash storm, 8 KiB segments',
+    light: () => crashStorm.run({ writers: 3, entriesPerWriter: 600, ratePerWriter: 300, writerKills: 4, shipperKills: 4, maxSegmentBytes: 8 * 1024, name: 'crash storm, 8 KiB segments' }),
+    heavy: () => crashStorm.run({ writers: 4, entriesPerWriter: 4000, ratePerWriter: 400, writerKills: 30, shipperKills: 40, maxSegmentBytes: 8 * 1024, name: 'crash storm, 8 KiB segments' }),
+    proves:
+      'The crash storm with 8 KiB segments: a rotation every ~30 entries, so kills land during rotations, plain-file adoption checks, reconciliation of many freshly rotated segments and the tail-hash check of every position. Same claims: every acknowledged id exactly once in the objects and in the consumer, the objects tile every segment, no seq gap.',
+  },
+  {
     name: 'disk full: ledger',
     light: () => diskFull.run({ target: 'ledger', fills: 1, fullMs: 600, writers: 2, entriesPerWriter: 1500, ratePerWriter: 700, tmpfsMb: 4 }),
     heavy: () => diskFull.run({ target: 'ledger', fills: 6, fullMs: 1500, writers: 3, entriesPerWriter: 10_000, ratePerWriter: 600, tmpfsMb: 24 }),

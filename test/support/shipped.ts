@@ -56,7 +56,8 @@ function byRange(a: ShippedObject, b: ShippedObject): number {
 
 /**
  * The exactly-once check, against the ledger bytes: for every segment of `ledgerDir`, the ranges of
- * the objects of generation `gen` tile [0, shipped end) with no gap and no overlap, every ledger
+ * the current objects (the newest generation, older ones before where it starts) tile
+ * [0, shipped end) with no gap and no overlap, every ledger
  * object holds exactly the valid lines of its range, every quarantine object exactly its invalid
  * lines. Returns problems (empty when all is well).
  */
@@ -65,10 +66,18 @@ export function checkExactlyOnce(ledgerDir: string, objects: ShippedObject[], op
   const segments = options.segments ?? new Map(fs.readdirSync(ledgerDir).filter((n) => /^ledger-.*\.jsonl$/.test(n)).map((n) => [n, fs.readFileSync(path.join(ledgerDir, n))]));
   for (const [segment, bytes] of segments) {
     const mine = objects.filter((o) => o.segment === segment);
-    const gens = new Set(mine.map((o) => o.gen));
-    const gen = Math.max(0, ...gens);
+    // What speaks for the bytes now: the newest generation from where it starts, older ones before
+    // that (a segment cut short and regrown is shipped again from its first changed range only).
+    const current: ShippedObject[] = [];
+    let cutoff = Infinity;
+    for (const gen of [...new Set(mine.map((o) => o.gen))].sort((a, b) => b - a)) {
+      const inGen = mine.filter((x) => x.gen === gen && x.end <= cutoff);
+      if (inGen.length === 0) continue;
+      current.push(...inGen);
+      cutoff = Math.min(cutoff, ...inGen.map((x) => x.start));
+    }
     const ranges = new Map<string, { start: number; end: number; ledger?: ShippedObject; quarantine?: ShippedObject }>();
-    for (const o of mine.filter((x) => x.gen === gen)) {
+    for (const o of current) {
       const key = `${o.start}-${o.end}`;
       const r = ranges.get(key) ?? { start: o.start, end: o.end };
       r[o.cls] = o;
