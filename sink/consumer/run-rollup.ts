@@ -91,17 +91,33 @@ function toTime(now: Date | number | undefined): number {
   return t;
 }
 
+/** A run's clock and durations, defaults applied and checked: the same for every engine. */
+export interface RollupSettings {
+  now: number;
+  graceMs: number;
+  staleAfterMs: number;
+  retainMs: number;
+  maxSkewMs: number;
+}
+
+export function rollupSettings(options: Pick<RollupOptions, 'now' | 'graceMs' | 'staleAfterMs' | 'retainMs' | 'maxSkewMs'>): RollupSettings {
+  const settings: RollupSettings = {
+    now: toTime(options.now),
+    graceMs: options.graceMs ?? DEFAULT_GRACE_MS,
+    staleAfterMs: options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+    retainMs: options.retainMs ?? DEFAULT_RETAIN_MS,
+    maxSkewMs: options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS,
+  };
+  for (const [name, v] of [['grace', settings.graceMs], ['stale-after', settings.staleAfterMs], ['retain', settings.retainMs], ['max-skew', settings.maxSkewMs]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
+  }
+  return settings;
+}
+
 export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   const log = options.logger ?? silentLogger();
   const progress = options.onProgress ?? ((): void => {});
-  const now = toTime(options.now);
-  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
-  const maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
-  for (const [name, v] of [['grace', graceMs], ['stale-after', staleAfterMs], ['retain', retainMs], ['max-skew', maxSkewMs]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
-  }
+  const { now, graceMs, staleAfterMs, retainMs, maxSkewMs } = rollupSettings(options);
   const { destination, prefix } = options.destination ?? (await openDestination(options.source));
   const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.json') : undefined);
   const lock = stateFile ? await acquireStateLock(stateFile) : undefined;

@@ -19,7 +19,7 @@ import { LocalDirDestination } from '../../destinations/local-dir.js';
 import { openDestination } from '../../destinations/open.js';
 import { renderRules, type RuleParams } from '../../sql/render.js';
 import { counted, type Counted, type RollupReport } from '../report.js';
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS, type RollupOptions, type RollupResult, type RunSummary } from '../run-rollup.js';
+import { rollupSettings, type RollupOptions, type RollupResult, type RunSummary } from '../run-rollup.js';
 import type { SeqGap } from '../seq-tracker.js';
 import { listSource, readNodeProgress } from '../source-reader.js';
 import { acquireStateLock } from '../state-lock.js';
@@ -58,13 +58,6 @@ const numOrNull = (v: DuckDBValue): number | null => (v === null || v === undefi
 const str = (v: DuckDBValue): string => v as string;
 const strOrNull = (v: DuckDBValue): string | null => (v === null || v === undefined ? null : (v as string));
 const isoOrNull = (v: DuckDBValue): string | null => (v === null || v === undefined ? null : iso(num(v)));
-
-function toTime(now: Date | number | undefined): number {
-  if (now === undefined) return Date.now();
-  const t = now instanceof Date ? now.getTime() : now;
-  if (!Number.isFinite(t)) throw new Error(`invalid now: ${String(now)}`);
-  return t;
-}
 
 async function rows(connection: DuckDBConnection, sql: string): Promise<Row[]> {
   return (await connection.runAndReadAll(sql)).getRowObjects() as Row[];
@@ -153,14 +146,7 @@ const INTERVAL_COLUMNS = `${asDouble(['cpu', 'mem_bytes', 'storage_bytes', 'star
 export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupResult> {
   const log: Logger = options.logger ?? pino({ level: 'silent' });
   const progress = options.onProgress ?? ((): void => {});
-  const now = toTime(options.now);
-  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
-  const maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
-  for (const [name, v] of [['grace', graceMs], ['stale-after', staleAfterMs], ['retain', retainMs], ['max-skew', maxSkewMs]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
-  }
+  const { now, graceMs, staleAfterMs, retainMs, maxSkewMs } = rollupSettings(options);
   const duck = await loadDuckDb();
   const { destination, prefix } = options.destination ?? (await openDestination(options.source));
   const stateFile = options.state ?? (options.out ? path.join(options.out, 'state.duckdb') : undefined);
