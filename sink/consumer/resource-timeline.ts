@@ -45,7 +45,7 @@ function toInterval(family: Family, resourceId: string, f: FoldInterval, nodes: 
   return iv;
 }
 
-/** Runs one resource's billable events (any order) through the machine. Pure: `events` is sorted in place. */
+/** Runs one resource's billable events (any order) through the machine; sorts `events` in place, changes nothing else. */
 export function resourceTimeline(family: Family, resourceId: string, events: FoldEvent[], nodes: ReadonlyMap<string, NodeStatus>, now: number): TimelineResult {
   events.sort(compareFoldEvents);
   const folded = foldTimeline(events);
