@@ -1,9 +1,10 @@
 /**
- * One rollup run: read new objects, fold their entries into per-resource timelines, compute the
- * watermark, derive intervals and hourly rows, publish (with revisions), write outputs and state.
+ * One rollup run: read new objects, add their entries to the per-id records (ingest.ts), judge
+ * them (entry-verdicts.ts), compute the watermark, derive intervals and hourly rows, publish (with
+ * revisions), write outputs and state.
  *
- * Everything published is a function of the retained timelines, the folded checkpoints and the
- * watermark, so a re-run with nothing new produces the same outputs, and the order in which
+ * Everything published is a function of the per-id records (whose kept copy does not depend on
+ * arrival order) and the watermark, so a re-run with nothing new produces the same outputs, and the order in which
  * objects arrive, or how they are split over runs, does not change the intervals or the row values.
  */
 import * as fs from 'node:fs';
