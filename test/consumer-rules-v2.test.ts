@@ -4,15 +4,14 @@
  * naming, read by the real rollup), and through real processes where the shipper is part of the
  * story (the node id a recorder writes vs. the one the shipper ships under; a future-dated line).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileRecorder, KINDS, REASONS, type LedgerEntry } from 'metering-ledger';
 import { LocalDirDestination, runRollup, type HourlyRow, type NodeProgress, type RollupOptions, type RollupReport } from 'metering-ledger/sink';
 import { FlakyDestination } from './support/flaky-destination.js';
 import { at, GiB, HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
+import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
 
 const DAY = 24 * HOUR;
@@ -222,17 +221,7 @@ describe('billing rules v2: the eight failure cases', () => {
 });
 
 describe('billing rules v2 through the real recorder, shipper and rollup processes', () => {
-  const BIN = path.resolve('bin/metering.js');
-  const run = promisify(execFile);
-  async function metering(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const metering = (args: string[]) => waitExit(spawnCli(args, { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } }));
   const shape = { cpu: 2, mem_bytes: 4 * GiB, storage_bytes: 10 * GiB };
 
   it('2. entries written as node-7 but shipped under the shipper default node (the hostname) are billed, and counted as mismatches', async () => {
