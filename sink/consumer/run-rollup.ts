@@ -7,18 +7,16 @@
  * arrival order) and the watermark, so a re-run with nothing new produces the same outputs, and the order in which
  * objects arrive, or how they are split over runs, does not change the intervals or the row values.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../../src/index.js';
 import type { Destination } from '../destinations/destination.js';
-import { LocalDirDestination } from '../destinations/local-dir.js';
 import { openDestination } from '../destinations/open.js';
 import { removeStaleTempFiles, writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
 import { hourlyTotals } from './hourly-rollup.js';
 import { anomaliesOf, counted, reportedNode, type BadObject, type RollupReport } from './report.js';
 import { publish } from './revisions.js';
-import { countQuarantineLines, listSource, readLedgerObject, readNodeProgress, type ObjectRead } from './source-reader.js';
+import { assertSourceExists, countQuarantineLines, listSource, readLedgerObject, readProgressObjects, type ObjectRead } from './source-reader.js';
 import { acquireStateLock } from './state-lock.js';
 import { emptyState, loadState, pushFinding, saveState } from './state-store.js';
 import { iso, type HourlyRow, type UsageInterval } from './types.js';
@@ -127,11 +125,7 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
     for (const dir of new Set([stateFile && path.dirname(stateFile), options.out].filter((d): d is string => !!d))) await removeStaleTempFiles(dir);
     const state = stateFile ? await loadState(stateFile, options.source) : emptyState(options.source);
     const previousWatermark = state.watermark;
-    // A mistyped bucket directory would read as "nothing was shipped" and, with no node holding the
-    // watermark back, publish hours final with zero usage. A bucket that exists but is empty is fine.
-    if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
-      throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
-    }
+    assertSourceExists(destination, options.source);
 
     progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
     const listing = await listSource(destination, prefix);
@@ -183,13 +177,11 @@ export async function runRollup(options: RollupOptions): Promise<RollupResult> {
 
     progress({ phase: 'compute', objectsDone: done, objectsTotal: total, entries: entriesThisRun });
     const evidence = new Map<string, NodeEvidence>();
-    for (const [node, listed] of listing.nodes) {
-      const p = await readNodeProgress(destination, listed.name, node);
-      const ev: NodeEvidence = { listedUpdated: listed.updated, lastKnown: state.nodes[node] };
-      if (p.ok && listed.updated !== undefined) ev.read = { progress: p.progress, updated: listed.updated };
-      else ev.read = { error: p.ok ? 'the destination gives no time of its last write' : p.error };
-      if (!p.ok) bad.push({ object: listed.name, error: p.error });
-      evidence.set(node, ev);
+    for (const r of await readProgressObjects(destination, listing.nodes)) {
+      const ev: NodeEvidence = { listedUpdated: r.updated, lastKnown: state.nodes[r.node] };
+      ev.read = r.usable ? { progress: r.progress!, updated: r.updated! } : { error: r.error! };
+      if (r.readError !== undefined) bad.push({ object: r.name, error: r.readError });
+      evidence.set(r.node, ev);
     }
     for (const [node, known] of Object.entries(state.nodes)) if (!evidence.has(node)) evidence.set(node, { lastKnown: known });
     const verdicts = judgeEntries(state.entries.values(), maxSkewMs);

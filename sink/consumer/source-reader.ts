@@ -7,7 +7,9 @@ import { gunzipSync } from 'node:zlib';
 import { parseLedgerBuffer, type LedgerRecord } from '../../src/index.js';
 import { NODE_ID_PATTERN } from '../../src/node-id.js';
 import { isGzip } from '../gzip.js';
+import * as fs from 'node:fs';
 import type { Destination } from '../destinations/destination.js';
+import { LocalDirDestination } from '../destinations/local-dir.js';
 import { NODES_DIR, normalizePrefix, parseObjectName, type NodeProgress, type ParsedObjectName } from '../layout.js';
 
 export interface ListedObject {
@@ -118,4 +120,48 @@ export async function readNodeProgress(destination: Destination, name: string, n
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
+}
+
+/**
+ * A mistyped bucket directory would read as "nothing was shipped" and, with no node holding the
+ * watermark back, publish hours final with zero usage. A bucket that exists but is empty is fine.
+ */
+export function assertSourceExists(destination: Destination, source: string): void {
+  if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
+    throw new Error(`source ${source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
+  }
+}
+
+/** One listed progress object as this run read it. */
+export interface ProgressObjectRead {
+  node: string;
+  name: string;
+  /** The destination's time of its last write (the trusted clock), if it gives one. */
+  updated: number | undefined;
+  /** The valid progress object, if it could be read. */
+  progress: NodeProgress | undefined;
+  /** Why the fetch or parse failed (also a bad object in the report). */
+  readError: string | undefined;
+  /** Usable for the watermark: valid and with a trusted time; else `error` says why not. */
+  usable: boolean;
+  error: string | null;
+}
+
+/** Reads every listed progress object, in listing order. */
+export async function readProgressObjects(destination: Destination, nodes: SourceListing['nodes']): Promise<ProgressObjectRead[]> {
+  const out: ProgressObjectRead[] = [];
+  for (const [node, listed] of nodes) {
+    const p = await readNodeProgress(destination, listed.name, node);
+    const usable = p.ok && listed.updated !== undefined;
+    out.push({
+      node,
+      name: listed.name,
+      updated: listed.updated,
+      progress: p.ok ? p.progress : undefined,
+      readError: p.ok ? undefined : p.error,
+      usable,
+      error: usable ? null : p.ok ? 'the destination gives no time of its last write' : p.error,
+    });
+  }
+  return out;
 }

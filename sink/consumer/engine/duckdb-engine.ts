@@ -15,13 +15,12 @@ import { pino } from 'pino';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Family, Logger, Reason } from '../../../src/index.js';
 import { PRIVATE_FILE_MODE, writeFileAtomic, writeNdjsonAtomic } from '../../atomic-file.js';
-import { LocalDirDestination } from '../../destinations/local-dir.js';
 import { openDestination } from '../../destinations/open.js';
 import { renderRules, type RuleParams } from '../../sql/render.js';
 import { counted, type Counted, type RollupReport } from '../report.js';
 import { rollupSettings, type RollupOptions, type RollupResult, type RunSummary } from '../run-rollup.js';
 import type { SeqGap } from '../seq-tracker.js';
-import { listSource, readNodeProgress } from '../source-reader.js';
+import { assertSourceExists, listSource, readProgressObjects } from '../source-reader.js';
 import { acquireStateLock } from '../state-lock.js';
 import { StateFileError, type EntryFinding, type InvalidLineFinding } from '../state-store.js';
 import { iso, type HourlyRow, type TimelineAnomaly, type UsageInterval } from '../types.js';
@@ -154,9 +153,7 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
   let instance: Awaited<ReturnType<typeof duck.DuckDBInstance.create>> | undefined;
   let connection: DuckDBConnection | undefined;
   try {
-    if (destination instanceof LocalDirDestination && !fs.existsSync(destination.root)) {
-      throw new Error(`source ${options.source}: directory ${destination.root} does not exist (nothing to read; check the path)`);
-    }
+    assertSourceExists(destination, options.source);
     // DuckDB spills to a temp directory beside the state (or in the system's temp directory for a
     // one-shot run), never into the working directory. No memory limit by default: the fold step
     // (one ordered list per resource, 30_timelines.sql) does not spill, and 1 GB is too little for
@@ -203,26 +200,25 @@ export async function runSqlRollup(options: SqlRollupOptions): Promise<RollupRes
       const nodeReads = await conn.createAppender('metering_node_reads');
       const writerProgress = await conn.createAppender('metering_writer_progress');
       try {
-        for (const [node, listed] of listing.nodes) {
-          const p = await readNodeProgress(destination, listed.name, node);
-          if (!p.ok) bad.push({ object: listed.name, error: p.error });
-          const ok = p.ok && listed.updated !== undefined;
-          nodeReads.appendVarchar(node);
-          if (listed.updated === undefined) nodeReads.appendNull();
-          else nodeReads.appendBigInt(BigInt(listed.updated));
-          nodeReads.appendBoolean(ok);
-          if (ok) nodeReads.appendNull();
-          else nodeReads.appendVarchar(p.ok ? 'the destination gives no time of its last write' : p.error);
-          if (p.ok) {
-            nodeReads.appendBigInt(BigInt(Date.parse(p.progress.reported_at)));
-            nodeReads.appendBigInt(BigInt(Date.parse(p.progress.complete_through)));
-            const backlog = p.progress.backlog_bytes;
+        for (const r of await readProgressObjects(destination, listing.nodes)) {
+          if (r.readError !== undefined) bad.push({ object: r.name, error: r.readError });
+          nodeReads.appendVarchar(r.node);
+          if (r.updated === undefined) nodeReads.appendNull();
+          else nodeReads.appendBigInt(BigInt(r.updated));
+          nodeReads.appendBoolean(r.usable);
+          if (r.error === null) nodeReads.appendNull();
+          else nodeReads.appendVarchar(r.error);
+          const p = r.progress;
+          if (p) {
+            nodeReads.appendBigInt(BigInt(Date.parse(p.reported_at)));
+            nodeReads.appendBigInt(BigInt(Date.parse(p.complete_through)));
+            const backlog = p.backlog_bytes;
             if (typeof backlog === 'number' && Number.isSafeInteger(backlog)) nodeReads.appendBigInt(BigInt(backlog));
             else nodeReads.appendNull();
             // Only a usable read says what was shipped (as the TypeScript consumer's lastSeq).
-            for (const [writer, w] of ok ? Object.entries(p.progress.writers ?? {}) : []) {
+            for (const [writer, w] of r.usable ? Object.entries(p.writers ?? {}) : []) {
               if (!Number.isSafeInteger(w?.last_seq)) continue;
-              writerProgress.appendVarchar(node);
+              writerProgress.appendVarchar(r.node);
               writerProgress.appendVarchar(writer);
               writerProgress.appendBigInt(BigInt(w.last_seq));
               writerProgress.endRow();
