@@ -73,12 +73,23 @@ export async function writeNdjsonAtomic(file: string, rows: Iterable<unknown>, o
 }
 
 
+/** The temp files writeFileAtomic writes: `.<name>.<pid>.<hex>.tmp` (group 1 is the pid). */
+const ATOMIC_TEMP_RE = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/;
+
+export interface StaleTempOptions {
+  /** How temp files are named; group 1 is the writer's pid. Default: writeFileAtomic's names. */
+  pattern?: RegExp;
+  /** Also require a regular file at least this old (a directory other hosts write to, whose pids mean nothing here). */
+  minAgeMs?: number;
+}
+
 /**
- * Removes the temp files writeFileAtomic left behind in `dir` when its process was killed mid-write
- * (`.<name>.<pid>.<hex>.tmp` of a pid that no longer runs). Call it where only this process writes
- * (the shipper and consumer hold their lock). Never throws: litter is not worth failing for.
+ * Removes the temp files a process killed mid-write left behind in `dir` (a pid that no longer
+ * runs). Call it where only this process writes (the shipper and consumer hold their lock), or with
+ * `minAgeMs` where others may. Never throws: litter is not worth failing for.
  */
-export async function removeStaleTempFiles(dir: string, log?: { info(obj: object, msg: string): void }): Promise<string[]> {
+export async function removeStaleTempFiles(dir: string, log?: { info(obj: object, msg: string): void }, options: StaleTempOptions = {}): Promise<string[]> {
+  const pattern = options.pattern ?? ATOMIC_TEMP_RE;
   const removed: string[] = [];
   let names: string[];
   try {
@@ -86,9 +97,14 @@ export async function removeStaleTempFiles(dir: string, log?: { info(obj: object
   } catch {
     return removed;
   }
+  const now = Date.now();
   for (const name of names) {
-    const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+    const m = pattern.exec(name);
     if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    if (options.minAgeMs !== undefined) {
+      const st = await fsp.lstat(path.join(dir, name)).catch(() => undefined);
+      if (!st?.isFile() || now - st.mtimeMs < options.minAgeMs) continue;
+    }
     try {
       await fsp.rm(path.join(dir, name), { force: true });
       removed.push(name);

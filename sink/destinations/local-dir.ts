@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fsyncDir } from '../../src/fs-durable.js';
 import { PermanentDestinationError, type Destination, type ObjectInfo, type PutIfAbsentResult, type PutOptions } from './destination.js';
-import { processAlive } from '../process-alive.js';
+import { removeStaleTempFiles } from '../atomic-file.js';
 
 const META_DIR = '.meta';
 const TMP_DIR = '.tmp';
@@ -106,21 +106,7 @@ export class LocalDirDestination implements Destination {
   private async removeStaleTemps(): Promise<void> {
     if (this.tempsChecked) return;
     this.tempsChecked = true;
-    const dir = path.join(this.root, TMP_DIR);
-    let names: string[];
-    try {
-      names = await fsp.readdir(dir);
-    } catch {
-      return;
-    }
-    const now = Date.now();
-    for (const name of names) {
-      const m = /^(\d+)-[0-9a-f]+$/.exec(name);
-      if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
-      const st = await fsp.lstat(path.join(dir, name)).catch(() => undefined);
-      if (!st?.isFile() || now - st.mtimeMs < STALE_TEMP_MS) continue;
-      await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
-    }
+    await removeStaleTempFiles(path.join(this.root, TMP_DIR), undefined, { pattern: /^(\d+)-[0-9a-f]+$/, minAgeMs: STALE_TEMP_MS });
   }
 
   async putIfAbsent(name: string, body: Buffer, options?: PutOptions): Promise<PutIfAbsentResult> {
