@@ -49,6 +49,34 @@ async function replaceAtomically(file: string, options: AtomicWriteOptions, fill
   if (durable) await fsyncDir(dir);
 }
 
+/**
+ * Atomic replacement for a file another writer produces (a database's COPY): `produce` writes the
+ * temp path it is given; the file is then made private, fsynced and renamed over `file`.
+ */
+export async function produceFileAtomic(file: string, produce: (tmp: string) => Promise<void>, options: AtomicWriteOptions = {}): Promise<void> {
+  const durable = options.durable ?? true;
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await produce(tmp);
+    await fsp.chmod(tmp, options.mode ?? PRIVATE_FILE_MODE);
+    if (durable) {
+      const h = await fsp.open(tmp, 'r+');
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    }
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  if (durable) await fsyncDir(dir);
+}
+
 export async function writeFileAtomic(file: string, data: string | Buffer, options: AtomicWriteOptions = {}): Promise<void> {
   await replaceAtomically(file, options, (h) => h.writeFile(data));
 }

@@ -8,7 +8,7 @@ import { errorExit, localPath, reportError, requireDirectory, requireWritableFil
 import { parseTime } from './time-flag.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
-import { StateFileError } from '../consumer/state-store.js';
+import { StateFileError } from '../consumer/state-error.js';
 
 export { EXIT_USAGE };
 

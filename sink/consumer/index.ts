@@ -1,6 +1,12 @@
 /** The central consumer as a library: embed `runRollup` / `computeUsage` in a billing service. */
-export { runRollup, DEFAULT_GRACE_MS, DEFAULT_STALE_AFTER_MS, DEFAULT_RETAIN_MS, DEFAULT_MAX_SKEW_MS } from './run-rollup.js';
-export type { RollupOptions, RollupResult, RollupProgress, RunSummary } from './run-rollup.js';
+export { DEFAULT_GRACE_MS, DEFAULT_STALE_AFTER_MS, DEFAULT_RETAIN_MS, DEFAULT_MAX_SKEW_MS, rollupSettings } from './rollup-options.js';
+export type { RollupOptions, RollupProgress, RunSummary, RollupSettings } from './rollup-options.js';
+export { runRollup, DEFAULT_MEMORY_LIMIT } from './engine/duckdb-engine.js';
+export type { EngineOptions, RollupOutcome, SqlSession, EntryLoader } from './engine/duckdb-engine.js';
+export type { RolledRows } from './engine/duckdb-report.js';
+export type { LoadOptions, LoadResult } from './engine/load-objects.js';
+export { OUTPUT_FORMATS } from './outputs/partitions.js';
+export type { OutputFormat } from './outputs/partitions.js';
 export type { UsageInterval, HourlyRow, TimelineAnomaly, LineLocation } from './types.js';
 export type { RollupReport, Counted, BadObject } from './report.js';
 export type { NodeStatus } from './watermark.js';
@@ -9,7 +15,7 @@ export { splitByHour } from './hour-split.js';
 export type { HourSlice } from './hour-split.js';
 export { RollupLockedError, lockState, acquireStateLock, STATE_LOCK_STALE_MS } from './state-lock.js';
 export type { StateLock } from './state-lock.js';
-export { StateFileError } from './state-store.js';
+export { StateFileError } from './state-error.js';
 export { computeUsage, formatUsageTable, formatRatio, vcpuHours, memGibHours, storageGibHours, USAGE_GROUPS } from './usage.js';
 export type { UsageTable, UsageLine, UsageHour, UsageTotals, UsageOptions, UsageGroupBy } from './usage.js';
 export { renderUsageHtml } from './usage-html.js';

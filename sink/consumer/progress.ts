@@ -1,5 +1,5 @@
 /** Progress of a long rollup on a terminal: one line on stderr, redrawn at most every 100 ms. */
-import type { RollupProgress } from './run-rollup.js';
+import type { RollupProgress } from './rollup-options.js';
 
 export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): { onProgress: (p: RollupProgress) => void; done: () => void } {
   let last = 0;

@@ -24,53 +24,9 @@ import { computeWatermark, type NodeEvidence } from './watermark.js';
 import { deriveIntervals } from './derive-intervals.js';
 import { judgeEntries } from './entry-verdicts.js';
 import { addCopy, type Arrival } from './ingest.js';
+import { rollupSettings, type RollupOptions, type RunSummary } from './rollup-options.js';
 
-export const DEFAULT_GRACE_MS = 5 * 60_000;
-export const DEFAULT_STALE_AFTER_MS = 6 * 3_600_000;
-export const DEFAULT_RETAIN_MS = 7 * 86_400_000;
-export const DEFAULT_MAX_SKEW_MS = 30 * 86_400_000;
-
-export interface RollupProgress {
-  phase: 'list' | 'read' | 'compute' | 'write';
-  objectsDone: number;
-  objectsTotal: number;
-  entries: number;
-}
-
-export interface RollupOptions {
-  /** `gs://bucket/prefix`, `file:///dir` or a directory path. */
-  source: string;
-  /** An already opened source (library use, tests); `source` is then only its name in state and report. */
-  destination?: { destination: Destination; prefix: string };
-  /** Directory for intervals.ndjson, hourly.ndjson, revisions.ndjson, report.json. None: nothing is written. */
-  out?: string;
-  /** State file. Default `<out>/state.json`; without `out` and `state` the run keeps no state. */
-  state?: string;
-  /** Subtracted from the watermark (late uploads in flight). Default 5 minutes. */
-  graceMs?: number;
-  /** A node whose last report is older than this stops holding the watermark. Default 6 hours. */
-  staleAfterMs?: number;
-  /** A start or baseline arriving with emitted_at before the last watermark minus this is too late (not billed). Default 7 days. */
-  retainMs?: number;
-  /**
-   * An entry whose emitted_at is further than this from its segment's creation time is a broken
-   * clock's: reported as clock_skew_entries, not billed. Default 30 days.
-   */
-  maxSkewMs?: number;
-  /** The consumer's clock: the one trusted clock for staleness and the watermark cap. Default: now. */
-  now?: Date | number;
-  logger?: Logger;
-  onProgress?: (p: RollupProgress) => void;
-  /** Objects fetched at once. Default 8. */
-  concurrency?: number;
-}
-
-export interface RunSummary {
-  objects_read: number;
-  entries_read: number;
-  new_revisions: number;
-  watermark: string;
-}
+export * from './rollup-options.js';
 
 export interface RollupResult {
   intervals: UsageInterval[];
@@ -81,37 +37,8 @@ export interface RollupResult {
   run: RunSummary;
 }
 
+
 const silentLogger = (): Logger => pino({ level: 'silent' });
-
-function toTime(now: Date | number | undefined): number {
-  if (now === undefined) return Date.now();
-  const t = now instanceof Date ? now.getTime() : now;
-  if (!Number.isFinite(t)) throw new Error(`invalid now: ${String(now)}`);
-  return t;
-}
-
-/** A run's clock and durations, defaults applied and checked: the same for every engine. */
-export interface RollupSettings {
-  now: number;
-  graceMs: number;
-  staleAfterMs: number;
-  retainMs: number;
-  maxSkewMs: number;
-}
-
-export function rollupSettings(options: Pick<RollupOptions, 'now' | 'graceMs' | 'staleAfterMs' | 'retainMs' | 'maxSkewMs'>): RollupSettings {
-  const settings: RollupSettings = {
-    now: toTime(options.now),
-    graceMs: options.graceMs ?? DEFAULT_GRACE_MS,
-    staleAfterMs: options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
-    retainMs: options.retainMs ?? DEFAULT_RETAIN_MS,
-    maxSkewMs: options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS,
-  };
-  for (const [name, v] of [['grace', settings.graceMs], ['stale-after', settings.staleAfterMs], ['retain', settings.retainMs], ['max-skew', settings.maxSkewMs]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer of milliseconds, got ${v}`);
-  }
-  return settings;
-}
 
 export async function runRollup(options: RollupOptions): Promise<RollupResult> {
   const log = options.logger ?? silentLogger();

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { writeNdjsonAtomic } from '../atomic-file.js';
+import { StateFileError } from './state-error.js';
 import type { IdRecord } from './ingest.js';
 import type { HourlyRow, LineLocation } from './types.js';
 import type { KnownProgress } from './watermark.js';
@@ -83,12 +84,7 @@ export interface ConsumerState {
   invalid_findings: InvalidLineFinding[];
 }
 
-export class StateFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StateFileError';
-  }
-}
+export { StateFileError };
 
 export function emptyState(source: string): ConsumerState {
   return { v: STATE_VERSION, source, watermark: null, horizon: null, objects: {}, quarantine: {}, entries: new Map(), nodes: {}, published: {}, revisions: [], invalid_lines: 0, invalid_findings: [] };

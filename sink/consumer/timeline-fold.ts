@@ -69,20 +69,44 @@ export interface FoldAnomaly {
   t: number;
 }
 
-export interface FoldResult {
-  /** Every interval, in start order; at most the last one is open. */
-  intervals: FoldInterval[];
-  anomalies: FoldAnomaly[];
+/**
+ * What the machine remembers after a resource's events: enough to go on with later events without
+ * replaying the history (the incremental engine keeps it per resource). Only the open interval can
+ * still change; closed ones are final for the same events.
+ */
+export interface FoldState {
+  open: FoldInterval | null;
+  /** The node the open interval (or the last closed one) was handed off from: its late stop is expected. */
+  handed_from: string | null;
+  last_was_stop: boolean;
 }
 
-/** Folds one resource's sorted events into intervals and anomalies. Pure. */
-export function foldTimeline(events: readonly FoldEvent[]): FoldResult {
+export interface FoldResult {
+  /** Every interval, in start order; at most the last one is open. Resumed: the open one it started with comes first. */
+  intervals: FoldInterval[];
+  anomalies: FoldAnomaly[];
+  state: FoldState;
+}
+
+/**
+ * Folds one resource's sorted events into intervals and anomalies. Pure. `initial` resumes from a
+ * state an earlier fold returned; every event must then be later (strictly) than those folded
+ * before, since a tie group cannot be split.
+ */
+export function foldTimeline(events: readonly FoldEvent[], initial?: FoldState | null): FoldResult {
   const intervals: FoldInterval[] = [];
   const anomalies: FoldAnomaly[] = [];
   let open: FoldInterval | null = null;
-  // The node the open interval (or the last closed one) was handed off from: its late stop is expected.
   let handedFrom: string | null = null;
   let lastWasStop = false;
+  if (initial) {
+    if (initial.open) {
+      open = Object.assign({}, initial.open);
+      intervals.push(open);
+    }
+    handedFrom = initial.handed_from;
+    lastWasStop = initial.last_was_stop;
+  }
 
   function openOn(e: FoldEvent): FoldInterval {
     const iv: FoldInterval = {
@@ -154,7 +178,7 @@ export function foldTimeline(events: readonly FoldEvent[]): FoldResult {
     }
     i = j;
   }
-  return { intervals, anomalies };
+  return { intervals, anomalies, state: { open, handed_from: handedFrom, last_was_stop: lastWasStop } };
 }
 
 /** The order the fold expects: emitted_at, then node, writer, seq, id. */

@@ -8,7 +8,7 @@
  * Numbers cross as FLOAT64 (BigQuery's JavaScript UDFs take no INT64): epoch ms, seq numbers and byte
  * counts are below 2^53, so they are exact, and the SQL casts them back to BIGINT.
  */
-import { foldTimeline, type FoldResult } from '../consumer/timeline-fold.js';
+import { foldTimeline, type FoldResult, type FoldState } from '../consumer/timeline-fold.js';
 
 export type SqlFieldType = 'string' | 'float' | 'bool';
 
@@ -73,17 +73,30 @@ export interface SqlFoldAnomaly {
   t_ms: number;
 }
 
+/** The fold's state (FoldState) under the SQL field names: `open` is a FOLD_INTERVAL_FIELDS struct or null. */
+export const FOLD_STATE_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
+  ['handed_from', 'string'],
+  ['last_was_stop', 'bool'],
+];
+
+export interface SqlFoldState {
+  open: SqlFoldInterval | null;
+  handed_from: string | null;
+  last_was_stop: boolean;
+}
+
 export interface SqlFoldResult {
   intervals: SqlFoldInterval[];
   anomalies: SqlFoldAnomaly[];
+  state: SqlFoldState;
 }
 
 /**
  * The fold's result under the SQL field names. Self-contained (it is shipped as UDF source too).
  */
 export function toSqlFold(r: FoldResult): SqlFoldResult {
-  return {
-    intervals: r.intervals.map((i) => ({
+  function sqlInterval(i: FoldResult['intervals'][number]): SqlFoldInterval {
+    return {
       start_ms: i.start,
       node: i.node,
       hypervisor: i.hypervisor,
@@ -97,13 +110,47 @@ export function toSqlFold(r: FoldResult): SqlFoldResult {
       close_reason: i.close_reason,
       end_event_id: i.end_event_id,
       last_evidence_ms: i.last_evidence,
-    })),
+    };
+  }
+  return {
+    intervals: r.intervals.map(sqlInterval),
     anomalies: r.anomalies.map((a) => ({ anomaly_type: a.type, event_id: a.event_id, node: a.node, t_ms: a.t })),
+    state: { open: r.state.open === null ? null : sqlInterval(r.state.open), handed_from: r.state.handed_from, last_was_stop: r.state.last_was_stop },
+  };
+}
+
+/** A state from SQL (a resource's stored state and open interval) as the fold's. Self-contained (UDF source). */
+export function fromSqlState(s: SqlFoldState | null | undefined): FoldState | null {
+  if (s === null || s === undefined) return null;
+  const o = s.open;
+  return {
+    open:
+      o === null || o === undefined
+        ? null
+        : {
+            start: o.start_ms,
+            node: o.node,
+            hypervisor: o.hypervisor,
+            cpu: o.cpu,
+            mem_bytes: o.mem_bytes,
+            storage_bytes: o.storage_bytes,
+            open_reason: o.open_reason,
+            baseline: o.baseline,
+            start_event_id: o.start_event_id,
+            end: null,
+            close_reason: null,
+            end_event_id: null,
+            last_evidence: o.last_evidence_ms,
+          },
+    handed_from: s.handed_from === undefined ? null : s.handed_from,
+    last_was_stop: s.last_was_stop === true,
   };
 }
 
 const BQ_TYPE: Record<SqlFieldType, string> = { string: 'STRING', float: 'FLOAT64', bool: 'BOOL' };
 const bqStruct = (fields: readonly (readonly [string, SqlFieldType])[]): string => `STRUCT<${fields.map(([n, t]) => `${n} ${BQ_TYPE[t]}`).join(', ')}>`;
+
+const bqState = (): string => `STRUCT<open ${bqStruct(FOLD_INTERVAL_FIELDS)}, ${FOLD_STATE_FIELDS.map(([n, t]) => `${n} ${BQ_TYPE[t]}`).join(', ')}>`;
 
 /**
  * A function's source as a plain declaration. Transpilers may wrap named inner functions with a
@@ -116,12 +163,12 @@ function sourceOf(fn: (...args: never[]) => unknown): string {
 
 /** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
 export function bigQueryFoldFunction(): string {
-  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), 'return toSqlFold(foldTimeline(events));'].join('\n');
+  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), sourceOf(fromSqlState), 'return toSqlFold(foldTimeline(events, fromSqlState(state)));'].join('\n');
   if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
   return [
     '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',
-    `CREATE TEMP FUNCTION metering_fold(events ARRAY<${bqStruct(FOLD_EVENT_FIELDS)}>)`,
-    `RETURNS STRUCT<intervals ARRAY<${bqStruct(FOLD_INTERVAL_FIELDS)}>, anomalies ARRAY<${bqStruct(FOLD_ANOMALY_FIELDS)}>>`,
+    `CREATE TEMP FUNCTION metering_fold(state ${bqState()}, events ARRAY<${bqStruct(FOLD_EVENT_FIELDS)}>)`,
+    `RETURNS STRUCT<intervals ARRAY<${bqStruct(FOLD_INTERVAL_FIELDS)}>, anomalies ARRAY<${bqStruct(FOLD_ANOMALY_FIELDS)}>, state ${bqState()}>`,
     'LANGUAGE js AS r"""',
     body,
     '""";',

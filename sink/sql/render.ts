@@ -34,7 +34,16 @@ export interface RuleParams {
    * What it stands on (the previous watermark and horizon) is read from the previous run's row.
    */
   run: number;
+  /**
+   * The fold step a `*.bucket.sql` file is rendered for (0, 1, ...). Such a file runs once per
+   * bucket of resources (30_resources.sql leaves how many in `fold_buckets`). Default 0.
+   */
+  bucket?: number;
+  /** About how many events a fold bucket holds (bounds the memory of one fold step). Default 200 000. */
+  bucket_events?: number;
 }
+
+export const DEFAULT_BUCKET_EVENTS = 200_000;
 
 export interface RenderOptions {
   /** BigQuery dataset (`project.dataset` or `dataset`). Default `metering`. */
@@ -42,10 +51,15 @@ export interface RenderOptions {
 }
 
 export interface RenderedStatement {
-  /** The rules file it comes from (e.g. `30_nodes.sql`). */
+  /** The rules file it comes from (e.g. `50_nodes.sql`). */
   file: string;
   sql: string;
+  /** From a `*.bucket.sql` file: run once per fold bucket, rendered with that bucket (renderFile). */
+  perBucket: boolean;
 }
+
+/** Files whose statements run once per fold bucket. */
+export const isBucketFile = (file: string): boolean => file.endsWith('.bucket.sql');
 
 const RULES_DIR_CANDIDATES = [
   new URL('./rules/', import.meta.url), // sources (sink/sql/render.ts)
@@ -70,15 +84,17 @@ export function ruleFiles(): { file: string; text: string }[] {
     .map((file) => ({ file, text: fs.readFileSync(dir + file, 'utf8') }));
 }
 
-const PARAM_NAMES = ['now_ms', 'grace_ms', 'stale_after_ms', 'retain_ms', 'max_skew_ms', 'run'] as const;
+const PARAM_NAMES = ['now_ms', 'grace_ms', 'stale_after_ms', 'retain_ms', 'max_skew_ms', 'run', 'bucket', 'bucket_events'] as const;
 
 /** Every parameter as an integer literal: a rendered script never carries text from outside. */
-function literals(p: RuleParams): Record<string, string> {
+function literals(params: RuleParams): Record<string, string> {
+  const p: Required<RuleParams> = { bucket: 0, bucket_events: DEFAULT_BUCKET_EVENTS, ...params };
   const out: Record<string, string> = {};
   for (const name of PARAM_NAMES) {
     const v: unknown = p[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Error(`SQL parameter ${name} must be a safe integer, got ${String(v)}`);
-    if (v < 0 || (name === 'run' && v < 1)) throw new Error(`SQL parameter ${name} must be ${name === 'run' ? 'at least 1' : 'non-negative'}, got ${v}`);
+    const min = name === 'run' || name === 'bucket_events' ? 1 : 0;
+    if (v < min) throw new Error(`SQL parameter ${name} must be ${min === 1 ? 'at least 1' : 'non-negative'}, got ${v}`);
     out[name] = String(v);
   }
   return out;
@@ -188,6 +204,13 @@ function statements(text: string): string[] {
 /** The rules as statements, in order, for one dialect and one run. */
 export function renderRules(dialect: Dialect, params: RuleParams, options: RenderOptions = {}): RenderedStatement[] {
   const out: RenderedStatement[] = [];
-  for (const { file, text } of ruleFiles()) for (const sql of statements(renderTemplate(dialect, text, params, options))) out.push({ file, sql });
+  for (const { file, text } of ruleFiles()) for (const sql of statements(renderTemplate(dialect, text, params, options))) out.push({ file, sql, perBucket: isBucketFile(file) });
   return out;
+}
+
+/** One rules file's statements (a `*.bucket.sql` file for one bucket: params.bucket). */
+export function renderFile(dialect: Dialect, file: string, params: RuleParams, options: RenderOptions = {}): RenderedStatement[] {
+  const found = ruleFiles().find((f) => f.file === file);
+  if (!found) throw new Error(`no SQL rules file ${file}`);
+  return statements(renderTemplate(dialect, found.text, params, options)).map((sql) => ({ file, sql, perBucket: isBucketFile(file) }));
 }

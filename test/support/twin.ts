@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import type { Destination, ObjectInfo, PutIfAbsentResult, PutOptions, RollupOptions, RollupResult, runRollup as RunRollup, runSqlRollup as RunSqlRollup } from 'metering-ledger/sink';
+import type { Destination, ObjectInfo, PutIfAbsentResult, PutOptions, RollupOptions, runRollup as RunEngine } from 'metering-ledger/sink';
+import type { RollupResult, runRollup as RunReference } from '../reference/run-rollup.js';
 import { tempDir } from './tmp.js';
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -91,7 +92,7 @@ export function comparable(r: RollupResult): unknown {
 }
 
 /** A runRollup that also runs the twin and asserts agreement (for vi.mock of 'metering-ledger/sink'). */
-export function twinRollup(runRollup: typeof RunRollup, runSqlRollup: typeof RunSqlRollup): { run: typeof RunRollup; comparisons: () => number } {
+export function twinRollup(runRollup: typeof RunReference, runEngine: typeof RunEngine): { run: typeof RunReference; comparisons: () => number } {
   const twinRoot = tempDir('twin-state');
   const twinStates = new Map<string, string>();
   let comparisons = 0;
@@ -118,8 +119,10 @@ export function twinRollup(runRollup: typeof RunRollup, runSqlRollup: typeof Run
       }
     }
     const { out: _out, state: _state, onProgress: _p, logger: _l, ...rest } = options;
-    const sql = await runSqlRollup({ ...rest, now, ...(twinState ? { state: twinState } : {}), destination: { destination: recording.replay(), prefix: opened.prefix } });
-    expect(comparable(sql), `DuckDB twin vs TypeScript consumer (run at ${new Date(now).toISOString()})`).toEqual(comparable(ts));
+    // Small fold buckets: every comparison also crosses bucket boundaries.
+    const engine = await runEngine({ ...rest, now, collectRows: true, bucketEvents: 1 + (comparisons % 7), ...(twinState ? { state: twinState } : {}), destination: { destination: recording.replay(), prefix: opened.prefix } });
+    const sql: RollupResult = { ...engine.rows!, report: engine.report, run: engine.run };
+    expect(comparable(sql), `engine (DuckDB) vs reference model (run at ${new Date(now).toISOString()})`).toEqual(comparable(ts));
     comparisons++;
     return ts;
   };

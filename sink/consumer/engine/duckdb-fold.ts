@@ -1,27 +1,34 @@
 /**
  * Registers `metering_fold` on a DuckDB connection: contract v2's machine (timeline-fold.ts) as a
- * JavaScript scalar function of one resource's events (LIST of STRUCT) returning its intervals and
- * anomalies. DuckDB runs the callback on the JS thread, one chunk of resources at a time.
+ * JavaScript scalar function of a resource's state (what an earlier run left, or a fresh one) and
+ * its new events (LIST of STRUCT), returning its intervals, anomalies and the state to keep.
+ * DuckDB runs the callback on the JS thread, one chunk of resources at a time.
  */
-import type { DuckDBConnection, DuckDBListVector, DuckDBStructVector, DuckDBType, DuckDBValue } from '@duckdb/node-api';
+import type { DuckDBListVector, DuckDBStructValue, DuckDBStructVector, DuckDBType, DuckDBValue, DuckDBConnection } from '@duckdb/node-api';
 import { foldTimeline, type FoldEvent } from '../timeline-fold.js';
-import { FOLD_ANOMALY_FIELDS, FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, toSqlFold, type SqlFieldType } from '../../sql/fold-udf.js';
+import { FOLD_ANOMALY_FIELDS, FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_STATE_FIELDS, fromSqlState, toSqlFold, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
 import type { DuckDbApi } from './duckdb-module.js';
+
+type Fields = readonly (readonly [string, SqlFieldType])[];
 
 export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnection): void {
   const typeOf: Record<SqlFieldType, DuckDBType> = { string: duck.VARCHAR, float: duck.DOUBLE, bool: duck.BOOLEAN };
-  const struct = (fields: readonly (readonly [string, SqlFieldType])[]): DuckDBType => duck.STRUCT(Object.fromEntries(fields.map(([n, t]) => [n, typeOf[t]])));
+  const struct = (fields: Fields, extra: Record<string, DuckDBType> = {}): DuckDBType => duck.STRUCT({ ...extra, ...Object.fromEntries(fields.map(([n, t]) => [n, typeOf[t]])) });
+  const intervalType = struct(FOLD_INTERVAL_FIELDS);
+  const stateType = struct(FOLD_STATE_FIELDS, { open: intervalType });
   const eventType = struct(FOLD_EVENT_FIELDS);
-  const resultType = duck.STRUCT({ intervals: duck.LIST(struct(FOLD_INTERVAL_FIELDS)), anomalies: duck.LIST(struct(FOLD_ANOMALY_FIELDS)) });
+  const resultType = duck.STRUCT({ intervals: duck.LIST(intervalType), anomalies: duck.LIST(struct(FOLD_ANOMALY_FIELDS)), state: stateType });
   const names = FOLD_EVENT_FIELDS.map(([n]) => n);
-  const row = (o: object): DuckDBValue => duck.structValue(o as Record<string, DuckDBValue>);
+  const row = (o: object | null): DuckDBValue => (o === null ? null : duck.structValue(o as Record<string, DuckDBValue>));
+  const plain = (v: DuckDBValue): unknown => (v instanceof duck.DuckDBStructValue ? Object.fromEntries(Object.entries(v.entries).map(([k, x]) => [k, plain(x)])) : v);
   connection.registerScalarFunction(
     duck.DuckDBScalarFunction.create({
       name: 'metering_fold',
       returnType: resultType,
-      parameterTypes: [duck.LIST(eventType)],
+      parameterTypes: [stateType, duck.LIST(eventType)],
       mainFunction: (_info, input, output) => {
-        const lists = input.getColumnVector(0) as DuckDBListVector;
+        const states = input.getColumnVector(0) as DuckDBStructVector;
+        const lists = input.getColumnVector(1) as DuckDBListVector;
         // Read the flat child columns directly: no per-row struct objects from the binding.
         const structs = lists.childVector as DuckDBStructVector;
         const columns = names.map((_, i) => structs.entryVectorAt(i));
@@ -34,8 +41,16 @@ export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnecti
             for (let c = 0; c < names.length; c++) e[names[c]!] = columns[c]!.getItem(offset + k);
             events[k] = e as unknown as FoldEvent;
           }
-          const folded = toSqlFold(foldTimeline(events));
-          output.setItem(r, duck.structValue({ intervals: duck.listValue(folded.intervals.map(row)), anomalies: duck.listValue(folded.anomalies.map(row)) }));
+          const state = states.getItem(r) as DuckDBStructValue | null;
+          const folded = toSqlFold(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState))));
+          output.setItem(
+            r,
+            duck.structValue({
+              intervals: duck.listValue(folded.intervals.map(row)),
+              anomalies: duck.listValue(folded.anomalies.map(row)),
+              state: duck.structValue({ open: row(folded.state.open), handed_from: folded.state.handed_from, last_was_stop: folded.state.last_was_stop }),
+            }),
+          );
         }
         output.flush();
       },

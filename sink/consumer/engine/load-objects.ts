@@ -62,7 +62,7 @@ export interface LoadOptions {
 export async function loadNewObjects(connection: DuckDBConnection, destination: Destination, o: LoadOptions): Promise<LoadResult> {
   const run = BigInt(o.run);
   const total = o.ledger.length + o.quarantine.length;
-  const entriesAppender = await connection.createAppender('metering_entries');
+  const entriesAppender = await connection.createAppender('metering_entries_new');
   const objectsAppender = await connection.createAppender('metering_objects');
   const invalidAppender = await connection.createAppender('metering_invalid_lines');
   const result: LoadResult = { objectsDone: 0, entries: 0, bad: [] };

@@ -1,9 +1,32 @@
--- The engine's state: everything a run needs from earlier runs, as tables. Created once; every
--- later statement recomputes from them. Names are tokens: {{entries}} is `metering_entries` in
+-- The engine's state: everything a run needs from earlier runs, as tables. Created once; each run
+-- changes only the rows its new entries can change (docs/consumer.md, "The incremental engine"). Names are tokens: {{entries}} is `metering_entries` in
 -- DuckDB and `metering.entries` in BigQuery (sink/sql/render.ts).
 
 -- Every valid ledger line ever read (every copy), with where it was read and in which run.
 CREATE TABLE IF NOT EXISTS {{entries}} (
+  run BIGINT NOT NULL,            -- the run that read it (arrival: the first run that read any copy of its id)
+  object STRING NOT NULL,         -- ledger object name
+  line_offset BIGINT NOT NULL,    -- byte offset of the line in the (decompressed) object
+  obj_node STRING NOT NULL,       -- the object's node= partition: the node the entry is billed on
+  seg_created_ms BIGINT,          -- creation time of the segment, from the object name (clock-skew rule)
+  digest STRING NOT NULL,         -- digest of the serialized entry: copies with another digest conflict
+  id STRING NOT NULL,
+  entry_node STRING NOT NULL,     -- the entry's own node field (a mismatch is reported, not billed differently)
+  writer STRING NOT NULL,
+  seq BIGINT NOT NULL,
+  kind STRING NOT NULL,
+  resource_id STRING NOT NULL,    -- vm_id or snapshot_id, by kind
+  reason STRING NOT NULL,
+  hypervisor STRING,
+  cpu BIGINT NOT NULL,
+  mem_bytes BIGINT NOT NULL,
+  storage_bytes BIGINT NOT NULL,
+  t BIGINT NOT NULL,              -- emitted_at, epoch ms
+  emitted_at STRING NOT NULL      -- as written (findings quote it)
+);
+
+-- The copies this run read (loaded before the rules run, merged into entries by 20_kept.sql).
+CREATE TABLE IF NOT EXISTS {{entries_new}} (
   run BIGINT NOT NULL,            -- the run that read it (arrival: the first run that read any copy of its id)
   object STRING NOT NULL,         -- ledger object name
   line_offset BIGINT NOT NULL,    -- byte offset of the line in the (decompressed) object
@@ -81,22 +104,6 @@ CREATE TABLE IF NOT EXISTS {{node_known}} (
   updated_ms BIGINT NOT NULL
 );
 
--- Every final hourly row as last published (versions): what a change is a revision of.
-CREATE TABLE IF NOT EXISTS {{published}} (
-  hour_ms BIGINT NOT NULL,
-  family STRING NOT NULL,
-  resource_id STRING NOT NULL,
-  node STRING NOT NULL,
-  hypervisor STRING,
-  cpu BIGINT NOT NULL,
-  mem_bytes BIGINT NOT NULL,
-  storage_bytes BIGINT NOT NULL,
-  ms BIGINT NOT NULL,
-  version BIGINT NOT NULL,
-  revises BIGINT,
-  previous_ms BIGINT
-);
-
 -- Every revision ever emitted, append-only, in order (run, ord).
 CREATE TABLE IF NOT EXISTS {{revisions}} (
   run BIGINT NOT NULL,
@@ -114,3 +121,151 @@ CREATE TABLE IF NOT EXISTS {{revisions}} (
   revises BIGINT,
   previous_ms BIGINT
 );
+
+-- One row per id: its kept copy (smallest object, offset) and the verdicts fixed when it arrived.
+CREATE TABLE IF NOT EXISTS {{kept}} (
+  run BIGINT NOT NULL,
+  object STRING NOT NULL,
+  line_offset BIGINT NOT NULL,
+  obj_node STRING NOT NULL,
+  seg_created_ms BIGINT,
+  digest STRING NOT NULL,
+  id STRING NOT NULL,
+  entry_node STRING NOT NULL,
+  writer STRING NOT NULL,
+  seq BIGINT NOT NULL,
+  kind STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  reason STRING NOT NULL,
+  hypervisor STRING,
+  cpu BIGINT NOT NULL,
+  mem_bytes BIGINT NOT NULL,
+  storage_bytes BIGINT NOT NULL,
+  t BIGINT NOT NULL,
+  emitted_at STRING NOT NULL,
+  copies BIGINT NOT NULL,
+  arrival_run BIGINT NOT NULL,
+  phase STRING NOT NULL,
+  family STRING NOT NULL,
+  first_object STRING NOT NULL,
+  first_offset BIGINT NOT NULL,
+  node_mismatch BOOL NOT NULL,
+  clock_skew BOOL NOT NULL,
+  too_late BOOL NOT NULL,
+  late BOOL NOT NULL,
+  billable BOOL NOT NULL
+);
+
+-- Entry findings, about one copy each (writer and seq: which seq_conflicts group it belongs to).
+CREATE TABLE IF NOT EXISTS {{findings}} (
+  finding STRING NOT NULL,
+  object STRING NOT NULL,
+  line_offset BIGINT NOT NULL,
+  id STRING NOT NULL,
+  node STRING NOT NULL,
+  emitted_at STRING NOT NULL,
+  writer STRING NOT NULL,
+  seq BIGINT NOT NULL
+);
+
+-- The node of each writer: that of its entry read first (id: that entry).
+CREATE TABLE IF NOT EXISTS {{writer_nodes}} (
+  writer STRING NOT NULL,
+  node STRING NOT NULL,
+  arrival_run BIGINT NOT NULL,
+  first_object STRING NOT NULL,
+  first_offset BIGINT NOT NULL,
+  id STRING NOT NULL
+);
+
+-- Each writer's kept seq numbers as ranges [lo, hi]: what loss detection compares with.
+CREATE TABLE IF NOT EXISTS {{seq_ranges}} (
+  writer STRING NOT NULL,
+  lo BIGINT NOT NULL,
+  hi BIGINT NOT NULL
+);
+
+-- Per resource, where its fold stopped: the last event time folded and the machine's memory. The
+-- open interval, if any, is the resource's row in fold_intervals with end_ms null.
+CREATE TABLE IF NOT EXISTS {{resource_state}} (
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  last_t BIGINT NOT NULL,
+  handed_from STRING,
+  last_was_stop BOOL NOT NULL
+);
+
+-- The fold's intervals (before a stale node's derived end) and anomalies, per resource.
+CREATE TABLE IF NOT EXISTS {{fold_intervals}} (
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  node STRING NOT NULL,
+  hypervisor STRING,
+  cpu BIGINT NOT NULL,
+  mem_bytes BIGINT NOT NULL,
+  storage_bytes BIGINT NOT NULL,
+  start_ms BIGINT NOT NULL,
+  end_ms BIGINT,
+  open_reason STRING NOT NULL,
+  close_reason STRING,
+  baseline BOOL NOT NULL,
+  start_event_id STRING NOT NULL,
+  end_event_id STRING,
+  last_evidence_ms BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS {{anomalies}} (
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  anomaly_type STRING NOT NULL,
+  event_id STRING NOT NULL,
+  node STRING NOT NULL,
+  t BIGINT NOT NULL
+);
+
+-- Intervals as billed and published (intervals/ outputs).
+CREATE TABLE IF NOT EXISTS {{intervals}} (
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  node STRING NOT NULL,
+  hypervisor STRING,
+  cpu BIGINT NOT NULL,
+  mem_bytes BIGINT NOT NULL,
+  storage_bytes BIGINT NOT NULL,
+  start_ms BIGINT NOT NULL,
+  end_ms BIGINT,
+  open_reason STRING NOT NULL,
+  close_reason STRING,
+  baseline BOOL NOT NULL,
+  unconfirmed_end BOOL NOT NULL,
+  start_event_id STRING NOT NULL,
+  end_event_id STRING
+);
+
+-- Every hourly row as published (hourly/ outputs): final rows with their versions, provisional rows (version 0).
+CREATE TABLE IF NOT EXISTS {{hourly}} (
+  hour_ms BIGINT NOT NULL,
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  node STRING NOT NULL,
+  hypervisor STRING,
+  cpu BIGINT NOT NULL,
+  mem_bytes BIGINT NOT NULL,
+  storage_bytes BIGINT NOT NULL,
+  ms BIGINT NOT NULL,
+  final BOOL NOT NULL,
+  version BIGINT NOT NULL,
+  revises BIGINT,
+  previous_ms BIGINT
+);
+
+-- The UTC days (epoch ms of midnight) whose output partitions this run changed.
+CREATE TABLE IF NOT EXISTS {{changed_days}} (
+  output STRING NOT NULL,          -- 'hourly' or 'intervals'
+  day_ms BIGINT NOT NULL
+);
+
+-- A run starts from nothing staged.
+DELETE FROM {{entries_new}} WHERE TRUE;
+
+DELETE FROM {{changed_days}} WHERE TRUE;

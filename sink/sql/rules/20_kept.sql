@@ -2,7 +2,21 @@
 -- (object name, byte offset) among every copy ever read, so no split of the input over runs
 -- changes which copy wins (failure case 4); the id arrives with the first run that read any copy.
 -- The node an entry is billed on is its object's node= partition (the shipper's identity, case 2).
-CREATE OR REPLACE TABLE {{kept}} AS
+-- Incremental: only the ids this run read a copy of are judged again; every other kept row, and
+-- every verdict fixed at arrival (late, too late), stands.
+CREATE OR REPLACE TABLE {{touched}} AS
+SELECT DISTINCT id FROM {{entries_new}};
+
+INSERT INTO {{entries}} SELECT * FROM {{entries_new}};
+
+-- Every copy of a touched id, old and new: what its kept row and its conflicts are decided from.
+CREATE OR REPLACE TABLE {{touched_copies}} AS
+SELECT e.* FROM {{entries}} AS e JOIN {{touched}} AS t ON t.id = e.id;
+
+CREATE OR REPLACE TABLE {{kept_before}} AS
+SELECT k.* FROM {{kept}} AS k JOIN {{touched}} AS t ON t.id = k.id;
+
+CREATE OR REPLACE TABLE {{kept_touched}} AS
 WITH ranked AS (
   SELECT
     e.*,
@@ -10,7 +24,7 @@ WITH ranked AS (
     ROW_NUMBER() OVER (PARTITION BY id ORDER BY run, object, line_offset) AS read_rank,
     MIN(run) OVER (PARTITION BY id) AS arrival_run,
     COUNT(*) OVER (PARTITION BY id) AS copies
-  FROM {{entries}} AS e
+  FROM {{touched_copies}} AS e
 ),
 first_read AS (
   -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
@@ -45,42 +59,110 @@ timely AS (
     -- ago. A stop is never too late (case 6): it ends the interval it belongs to.
     (NOT j.clock_skew AND j.phase <> 'stop' AND j.arrival_horizon_ms IS NOT NULL AND j.t < j.arrival_horizon_ms) AS too_late
   FROM judged AS j
+),
+verdicts AS (
+  SELECT
+    x.*,
+    -- Late: before the watermark in force when it arrived (billed; the hours it changes are revisions).
+    (NOT x.clock_skew AND NOT x.too_late AND x.arrival_watermark_ms IS NOT NULL AND x.t < x.arrival_watermark_ms) AS late,
+    (NOT x.clock_skew AND NOT x.too_late) AS billable
+  FROM timely AS x
 )
 SELECT
-  x.*,
-  -- Late: before the watermark in force when it arrived (billed; the hours it changes are revisions).
-  (NOT x.clock_skew AND NOT x.too_late AND x.arrival_watermark_ms IS NOT NULL AND x.t < x.arrival_watermark_ms) AS late,
-  (NOT x.clock_skew AND NOT x.too_late) AS billable
-FROM timely AS x;
+  run, object, line_offset, obj_node, seg_created_ms, digest, id, entry_node, writer, seq, kind, resource_id, reason,
+  hypervisor, cpu, mem_bytes, storage_bytes, t, emitted_at, copies, arrival_run, phase, family, first_object, first_offset,
+  node_mismatch, clock_skew, too_late, late, billable
+FROM verdicts;
 
--- The node of a writer: that of its entry read first (seq gaps are checked against that node's report).
-CREATE OR REPLACE TABLE {{writer_nodes}} AS
-SELECT writer, obj_node AS node
+DELETE FROM {{kept}} WHERE id IN (SELECT id FROM {{touched}});
+
+INSERT INTO {{kept}} SELECT * FROM {{kept_touched}};
+
+-- Kept rows that are new or replaced: what can change a resource's timeline, a seq group, a writer's ranges.
+CREATE OR REPLACE TABLE {{kept_changes}} AS
+SELECT
+  n.*,
+  b.id IS NOT NULL AS existed,
+  b.family AS old_family,
+  b.resource_id AS old_resource_id,
+  b.t AS old_t,
+  b.billable AS old_billable,
+  b.writer AS old_writer,
+  b.seq AS old_seq
+FROM {{kept_touched}} AS n
+LEFT JOIN {{kept_before}} AS b ON b.id = n.id
+WHERE b.id IS NULL OR b.object <> n.object OR b.line_offset <> n.line_offset;
+
+-- Findings about one id: judged again with it.
+DELETE FROM {{findings}} WHERE finding <> 'seq_conflicts' AND id IN (SELECT id FROM {{touched}});
+
+INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
+SELECT 'conflicting_duplicates', c.object, c.line_offset, k.id, k.entry_node, k.emitted_at, k.writer, k.seq
+FROM {{touched_copies}} AS c
+JOIN {{kept_touched}} AS k ON k.id = c.id
+WHERE c.digest <> k.digest
+UNION ALL
+SELECT 'node_mismatches', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE node_mismatch
+UNION ALL
+SELECT 'clock_skew_entries', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE clock_skew
+UNION ALL
+SELECT 'too_late_entries', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE too_late
+UNION ALL
+SELECT 'late_entries', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE late;
+
+-- Distinct ids sharing one (writer, seq): a restored backup, a cloned node image (case 3). All are
+-- billed; every copy after the first in (object, offset) order is reported. Judged again for every
+-- group a changed kept row enters or leaves.
+CREATE OR REPLACE TABLE {{seq_groups}} AS
+SELECT writer, seq FROM {{kept_changes}}
+UNION DISTINCT
+SELECT old_writer AS writer, old_seq AS seq FROM {{kept_changes}} WHERE existed;
+
+DELETE FROM {{findings}} AS f
+WHERE f.finding = 'seq_conflicts' AND EXISTS (SELECT 1 FROM {{seq_groups}} AS g WHERE g.writer = f.writer AND g.seq = f.seq);
+
+INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
+SELECT 'seq_conflicts', object, line_offset, id, entry_node, emitted_at, writer, seq
 FROM (
-  SELECT writer, obj_node, ROW_NUMBER() OVER (PARTITION BY writer ORDER BY arrival_run, first_object, first_offset) AS rn
-  FROM {{kept}}
+  SELECT k.*, ROW_NUMBER() OVER (PARTITION BY k.writer, k.seq ORDER BY k.object, k.line_offset) AS seq_rank
+  FROM {{kept}} AS k
+  JOIN {{seq_groups}} AS g ON g.writer = k.writer AND g.seq = k.seq
+) AS s
+WHERE seq_rank > 1;
+
+-- The node of a writer: that of its entry read first (seq gaps are checked against that node's
+-- report). First sightings only come later, so the stored one stands unless its own entry changed.
+CREATE OR REPLACE TABLE {{writer_nodes}} AS
+SELECT writer, node, arrival_run, first_object, first_offset, id
+FROM (
+  SELECT c.*, ROW_NUMBER() OVER (PARTITION BY writer ORDER BY arrival_run, first_object, first_offset) AS rn
+  FROM (
+    SELECT writer, node, arrival_run, first_object, first_offset, id FROM {{writer_nodes}} WHERE id NOT IN (SELECT id FROM {{touched}})
+    UNION ALL
+    SELECT writer, obj_node AS node, arrival_run, first_object, first_offset, id FROM {{kept_touched}}
+  ) AS c
 ) AS w
 WHERE rn = 1;
 
--- Entry findings (object, offset of the copy they are about): reported in (object, offset) order.
-CREATE OR REPLACE TABLE {{findings}} AS
-SELECT 'conflicting_duplicates' AS finding, c.object, c.line_offset, k.id, k.entry_node AS node, k.emitted_at
-FROM {{entries}} AS c
-JOIN {{kept}} AS k ON k.id = c.id
-WHERE c.digest <> k.digest
-UNION ALL
--- Distinct ids sharing one (writer, seq): a restored backup, a cloned node image (case 3). All are billed.
-SELECT 'seq_conflicts' AS finding, object, line_offset, id, entry_node AS node, emitted_at
-FROM (
-  SELECT k.*, ROW_NUMBER() OVER (PARTITION BY writer, seq ORDER BY object, line_offset) AS seq_rank
-  FROM {{kept}} AS k
-) AS s
-WHERE seq_rank > 1
-UNION ALL
-SELECT 'node_mismatches' AS finding, object, line_offset, id, entry_node AS node, emitted_at FROM {{kept}} WHERE node_mismatch
-UNION ALL
-SELECT 'clock_skew_entries' AS finding, object, line_offset, id, entry_node AS node, emitted_at FROM {{kept}} WHERE clock_skew
-UNION ALL
-SELECT 'too_late_entries' AS finding, object, line_offset, id, entry_node AS node, emitted_at FROM {{kept}} WHERE too_late
-UNION ALL
-SELECT 'late_entries' AS finding, object, line_offset, id, entry_node AS node, emitted_at FROM {{kept}} WHERE late;
+-- Each writer's seq numbers as ranges: the stored ranges merged with the new numbers (a writer
+-- that lost a number, its kept row replaced by a copy with another seq, is rebuilt from kept).
+CREATE OR REPLACE TABLE {{seq_redo}} AS
+SELECT DISTINCT old_writer AS writer FROM {{kept_changes}} WHERE existed AND (old_writer <> writer OR old_seq <> seq);
+
+CREATE OR REPLACE TABLE {{seq_ranges}} AS
+WITH pieces AS (
+  SELECT writer, lo, hi FROM {{seq_ranges}} WHERE writer NOT IN (SELECT writer FROM {{seq_redo}})
+  UNION ALL
+  SELECT writer, seq AS lo, seq AS hi FROM {{kept_changes}}
+  UNION ALL
+  SELECT k.writer, k.seq AS lo, k.seq AS hi FROM {{kept}} AS k JOIN {{seq_redo}} AS r ON r.writer = k.writer
+),
+ordered AS (
+  SELECT writer, lo, hi, MAX(hi) OVER (PARTITION BY writer ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+  FROM pieces
+),
+grouped AS (
+  SELECT writer, lo, hi, SUM(CASE WHEN reach IS NULL OR lo > reach + 1 THEN 1 ELSE 0 END) OVER (PARTITION BY writer ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS grp
+  FROM ordered
+)
+SELECT writer, MIN(lo) AS lo, MAX(hi) AS hi FROM grouped GROUP BY writer, grp;

@@ -1,0 +1,75 @@
+-- The resources whose timeline this run changes: those a new or replaced billable kept row belongs
+-- to (or belonged to). A resource whose changes are only new events, all later than the last event
+-- it folded, goes on from its stored state (the machine's memory and its open interval): the cost
+-- grows with the new events, not with its history. Anything else (a late event, a replaced copy, a
+-- row that stopped being billable) is folded again from its first event.
+CREATE OR REPLACE TABLE {{affected}} AS
+WITH changes AS (
+  SELECT family, resource_id, t, CASE WHEN existed THEN 0 ELSE 1 END AS added FROM {{kept_changes}} WHERE billable
+  UNION ALL
+  SELECT old_family AS family, old_resource_id AS resource_id, old_t AS t, 0 AS added FROM {{kept_changes}} WHERE existed AND old_billable
+),
+per AS (
+  SELECT family, resource_id, MIN(t) AS min_t, MIN(added) AS only_added FROM changes GROUP BY family, resource_id
+)
+SELECT
+  p.family,
+  p.resource_id,
+  (p.only_added = 1 AND (s.resource_id IS NULL OR p.min_t > s.last_t)) AS resume
+FROM per AS p
+LEFT JOIN {{resource_state}} AS s ON s.family = p.family AND s.resource_id = p.resource_id;
+
+-- Where each affected resource's fold starts: its stored state and open interval, or a fresh state.
+CREATE OR REPLACE TABLE {{fold_start}} AS
+SELECT
+  a.family,
+  a.resource_id,
+  @struct(
+    CASE WHEN a.resume AND o.resource_id IS NOT NULL THEN @struct(
+      CAST(o.start_ms AS {{FLOAT}}) AS start_ms, o.node AS node, o.hypervisor AS hypervisor, CAST(o.cpu AS {{FLOAT}}) AS cpu,
+      CAST(o.mem_bytes AS {{FLOAT}}) AS mem_bytes, CAST(o.storage_bytes AS {{FLOAT}}) AS storage_bytes, o.open_reason AS open_reason,
+      o.baseline AS baseline, o.start_event_id AS start_event_id, CAST(NULL AS {{FLOAT}}) AS end_ms, CAST(NULL AS STRING) AS close_reason,
+      CAST(NULL AS STRING) AS end_event_id, CAST(o.last_evidence_ms AS {{FLOAT}}) AS last_evidence_ms
+    ) END AS open,
+    CASE WHEN a.resume THEN s.handed_from END AS handed_from,
+    COALESCE(a.resume AND s.last_was_stop, FALSE) AS last_was_stop
+  ) AS state
+FROM {{affected}} AS a
+LEFT JOIN {{resource_state}} AS s ON s.family = a.family AND s.resource_id = a.resource_id
+LEFT JOIN {{fold_intervals}} AS o ON o.family = a.family AND o.resource_id = a.resource_id AND o.end_ms IS NULL;
+
+-- The events to fold: a resumed resource's new ones, every billable event of one folded again.
+-- Numbered into buckets of about {{$bucket_events}} events (a resource is never split), folded one
+-- bucket at a time so the memory of a fold step stays bounded whatever the history.
+CREATE OR REPLACE TABLE {{fold_input}} AS
+WITH events AS (
+  SELECT c.family, c.resource_id, c.id, c.t, c.obj_node, c.writer, c.seq, c.phase, c.reason, c.hypervisor, c.cpu, c.mem_bytes, c.storage_bytes
+  FROM {{kept_changes}} AS c
+  JOIN {{affected}} AS a ON a.family = c.family AND a.resource_id = c.resource_id
+  WHERE a.resume AND c.billable
+  UNION ALL
+  SELECT k.family, k.resource_id, k.id, k.t, k.obj_node, k.writer, k.seq, k.phase, k.reason, k.hypervisor, k.cpu, k.mem_bytes, k.storage_bytes
+  FROM {{kept}} AS k
+  JOIN {{affected}} AS a ON a.family = k.family AND a.resource_id = k.resource_id
+  WHERE NOT a.resume AND k.billable
+),
+sizes AS (
+  SELECT family, resource_id, COUNT(*) AS n FROM events GROUP BY family, resource_id
+),
+placed AS (
+  SELECT family, resource_id, SUM(n) OVER (ORDER BY family, resource_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_n FROM sizes
+)
+SELECT e.*, @idiv(COALESCE(p.before_n, 0), {{$bucket_events}}) AS bucket
+FROM events AS e
+JOIN placed AS p ON p.family = e.family AND p.resource_id = e.resource_id;
+
+-- What the fold steps produce (filled bucket by bucket by 40_fold.bucket.sql).
+CREATE OR REPLACE TABLE {{fold_new_intervals}} AS SELECT * FROM {{fold_intervals}} WHERE FALSE;
+
+CREATE OR REPLACE TABLE {{fold_new_anomalies}} AS SELECT * FROM {{anomalies}} WHERE FALSE;
+
+CREATE OR REPLACE TABLE {{fold_new_state}} AS SELECT * FROM {{resource_state}} WHERE FALSE;
+
+-- How many fold steps this run takes (read by the engine).
+CREATE OR REPLACE TABLE {{fold_buckets}} AS
+SELECT COALESCE(MAX(bucket) + 1, 0) AS buckets FROM {{fold_input}};

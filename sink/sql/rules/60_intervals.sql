@@ -1,0 +1,89 @@
+-- Intervals as billed. One still open on a stale node ends at the last moment there is evidence
+-- for: max(last evidence, min(trusted complete_through, now)), flagged unconfirmed_end; when the
+-- node comes back, the interval is recomputed from the real events and changed final hours are revisions.
+-- Only candidates can change: resources folded this run, and those with an open interval (their
+-- node's staleness and the watermark move every run). Nothing else is touched.
+CREATE OR REPLACE TABLE {{candidates}} AS
+SELECT family, resource_id FROM {{affected}}
+UNION DISTINCT
+SELECT family, resource_id FROM {{fold_intervals}} WHERE end_ms IS NULL;
+
+CREATE OR REPLACE TABLE {{intervals_old}} AS
+SELECT i.*
+FROM {{intervals}} AS i
+JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id;
+
+CREATE OR REPLACE TABLE {{intervals_new}} AS
+SELECT
+  i.family,
+  i.resource_id,
+  i.node,
+  i.hypervisor,
+  i.cpu,
+  i.mem_bytes,
+  i.storage_bytes,
+  i.start_ms,
+  CASE
+    WHEN i.end_ms IS NOT NULL OR NOT COALESCE(n.stale, FALSE) THEN i.end_ms
+    WHEN n.trusted_ms IS NULL THEN i.last_evidence_ms
+    ELSE GREATEST(i.last_evidence_ms, LEAST(n.trusted_ms, {{$now_ms}}))
+  END AS end_ms,
+  i.open_reason,
+  CASE WHEN i.end_ms IS NULL AND COALESCE(n.stale, FALSE) THEN 'stale-node' ELSE i.close_reason END AS close_reason,
+  i.baseline,
+  (i.end_ms IS NULL AND COALESCE(n.stale, FALSE)) AS unconfirmed_end,
+  i.start_event_id,
+  i.end_event_id
+FROM {{fold_intervals}} AS i
+JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id
+LEFT JOIN {{nodes}} AS n ON n.node = i.node;
+
+-- The output partitions (by start day) that change.
+INSERT INTO {{changed_days}} (output, day_ms)
+SELECT DISTINCT 'intervals', @idiv(start_ms, 86400000) * 86400000
+FROM (
+  SELECT * FROM (SELECT * FROM {{intervals_old}} EXCEPT DISTINCT SELECT * FROM {{intervals_new}}) AS gone
+  UNION ALL
+  SELECT * FROM (SELECT * FROM {{intervals_new}} EXCEPT DISTINCT SELECT * FROM {{intervals_old}}) AS came
+) AS d;
+
+-- Per resource, the first moment its billed time can differ from the last run's: an interval that
+-- came, went or changed counts from its start; one whose billed end alone moved (closed, extended to
+-- the new watermark, ended by a stale node) from the earlier of its two ends. Hours before it stand.
+CREATE OR REPLACE TABLE {{dirty}} AS
+WITH marks AS (
+  SELECT
+    w.watermark_ms,
+    r.arrival_watermark_ms AS previous_watermark_ms
+  FROM {{watermark}} AS w
+  CROSS JOIN (SELECT arrival_watermark_ms FROM {{runs}} WHERE run = {{$run}}) AS r
+),
+o AS (
+  SELECT i.*, COALESCE(i.end_ms, m.previous_watermark_ms, i.start_ms) AS bill_end_ms FROM {{intervals_old}} AS i CROSS JOIN marks AS m
+),
+n AS (
+  SELECT i.*, COALESCE(i.end_ms, m.watermark_ms) AS bill_end_ms FROM {{intervals_new}} AS i CROSS JOIN marks AS m
+),
+pairs AS (
+  SELECT
+    COALESCE(o.family, n.family) AS family,
+    COALESCE(o.resource_id, n.resource_id) AS resource_id,
+    CASE
+      WHEN o.start_event_id IS NULL THEN n.start_ms
+      WHEN n.start_event_id IS NULL THEN o.start_ms
+      WHEN o.start_ms <> n.start_ms OR o.node <> n.node OR o.hypervisor IS DISTINCT FROM n.hypervisor
+        OR o.cpu <> n.cpu OR o.mem_bytes <> n.mem_bytes OR o.storage_bytes <> n.storage_bytes THEN LEAST(o.start_ms, n.start_ms)
+      WHEN o.bill_end_ms <> n.bill_end_ms THEN GREATEST(o.start_ms, LEAST(o.bill_end_ms, n.bill_end_ms))
+    END AS dirty_from
+  FROM o
+  FULL OUTER JOIN n ON o.family = n.family AND o.resource_id = n.resource_id AND o.start_event_id = n.start_event_id
+)
+SELECT family, resource_id, @idiv(MIN(dirty_from), 3600000) * 3600000 AS dirty_hour
+FROM pairs
+WHERE dirty_from IS NOT NULL
+GROUP BY family, resource_id;
+
+DELETE FROM {{intervals}} AS i
+WHERE EXISTS (SELECT 1 FROM {{candidates}} AS c WHERE c.family = i.family AND c.resource_id = i.resource_id);
+
+INSERT INTO {{intervals}} SELECT * FROM {{intervals_new}};

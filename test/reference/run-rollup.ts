@@ -1,0 +1,1 @@
+export * from '../../sink/consumer/run-rollup.js';
