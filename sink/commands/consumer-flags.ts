@@ -1,12 +1,14 @@
 /** Flags shared by `metering rollup` and `metering usage`, and how a consumer command reports failure. */
 import { Option, type Command } from 'commander';
 import { openDestination } from '../destinations/open.js';
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS, type RollupOptions } from '../consumer/run-rollup.js';
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS } from '../consumer/rollup-options.js';
+import type { EngineOptions } from '../consumer/engine/duckdb-engine.js';
+import { OUTPUT_FORMATS, type OutputFormat } from '../consumer/outputs/partitions.js';
 import { flagParser } from './flag-parser.js';
 import { EXIT_LOCKED, EXIT_USAGE } from './exit-codes.js';
 import { errorExit, localPath, reportError, requireDirectory, requireWritableFile, UsageError } from './cli-error.js';
 import { parseTime } from './time-flag.js';
-import { formatDuration, parseDuration } from '../duration.js';
+import { formatDuration, parseByteSize, parseDuration } from '../duration.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
 import { StateFileError } from '../consumer/state-error.js';
 
@@ -22,11 +24,23 @@ export interface ConsumerFlags {
   retain: number;
   maxSkew: number;
   now?: Date;
+  memoryLimit: number;
+  format: OutputFormat;
 }
 
 const wrap = flagParser;
 
 export const durationFlag = wrap(parseDuration);
+
+/** A size such as 1GiB or 512MiB (at least 64 MiB: DuckDB needs room for its buffers). */
+export const memoryFlag = wrap((text: string): number => {
+  const bytes = parseByteSize(text);
+  if (bytes < 64 * 1024 * 1024) throw new Error(`--memory-limit ${text} is too small: at least 64MiB`);
+  return bytes;
+});
+
+export const DEFAULT_MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024;
+const OUTPUTS = 'hourly/dt=YYYY-MM-DD/, intervals/dt=YYYY-MM-DD/, revisions/run=N/ and report.json';
 
 /** An RFC 3339 time with a zone (e.g. 2026-11-24T10:00:00Z) or a date (UTC midnight). */
 export const timeFlag = wrap(parseTime);
@@ -35,10 +49,14 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
   cmd
     .requiredOption('--source <url>', 'where the shippers upload: gs://bucket/prefix, file:///dir or a directory path')
     .option('--endpoint <url>', 'GCS only: API endpoint (a test server); STORAGE_EMULATOR_HOST is honoured too');
-  if (outRequired) cmd.requiredOption('--out <dir>', 'directory for intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json');
-  else cmd.option('--out <dir>', 'also write intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json here (and keep state)');
+  if (outRequired) cmd.requiredOption('--out <dir>', `directory for the outputs: ${OUTPUTS}`);
+  else cmd.option('--out <dir>', `also write the outputs here (${OUTPUTS}) and keep state`);
   return cmd
-    .option('--state <file>', 'state file that makes runs incremental (default: <out>/state.json; without --out and --state nothing is kept)')
+    .option('--state <file>', 'state database that makes runs incremental (default: <out>/state.duckdb; without --out and --state nothing is kept)')
+    .addOption(new Option('--format <format>', 'output file format').choices(OUTPUT_FORMATS as string[]).default('ndjson'))
+    .addOption(
+      new Option('--memory-limit <size>', "the engine's memory limit (DuckDB memory_limit); beyond it the run spills to <state>.tmp/ on disk").argParser(memoryFlag).default(DEFAULT_MEMORY_LIMIT_BYTES, '1GiB'),
+    )
     .addOption(new Option('--grace <duration>', 'subtracted from the watermark: uploads still in flight').argParser(durationFlag).default(DEFAULT_GRACE_MS, formatDuration(DEFAULT_GRACE_MS)))
     .addOption(
       new Option('--stale-after <duration>', 'a node silent for longer stops holding the watermark; its open intervals end at the last evidence').argParser(durationFlag).default(DEFAULT_STALE_AFTER_MS, formatDuration(DEFAULT_STALE_AFTER_MS)),
@@ -51,7 +69,7 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
 }
 
 /** The runRollup options both consumer commands take from their shared flags. */
-export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<RollupOptions> {
+export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<EngineOptions> {
   return {
     source: flags.source,
     destination: await openDestination(flags.source, flags.endpoint ? { endpoint: flags.endpoint } : {}),
@@ -62,6 +80,8 @@ export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<Roll
     retainMs: flags.retain,
     maxSkewMs: flags.maxSkew,
     ...(flags.now ? { now: flags.now } : {}),
+    memoryLimit: `${flags.memoryLimit}B`,
+    format: flags.format,
   };
 }
 
@@ -74,7 +94,7 @@ export function validateConsumerFlags(flags: ConsumerFlags & { from?: Date; to?:
   if (src !== undefined) {
     requireDirectory('--source', flags.source, src, { mustExist: true, hint: 'point --source at the bucket directory the shippers upload to (it holds ledger/ and nodes/)' });
   }
-  if (flags.out) requireDirectory('--out', flags.out, flags.out, { mustExist: false, hint: '--out is a directory for intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json' });
+  if (flags.out) requireDirectory('--out', flags.out, flags.out, { mustExist: false, hint: `--out is a directory for ${OUTPUTS}` });
   if (flags.state) requireWritableFile('--state', flags.state, { parentMayBeMissing: true });
   if (flags.html) requireWritableFile('--html', flags.html);
   if (flags.from && flags.to && flags.from.getTime() >= flags.to.getTime()) {

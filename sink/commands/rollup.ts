@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
-import { runRollup } from '../consumer/run-rollup.js';
+import { runRollup } from '../consumer/engine/duckdb-engine.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { writeMetricsFile } from '../metrics.js';
 import { validateMetricsFile } from './cli-error.js';
@@ -10,9 +10,10 @@ export function registerRollup(program: Command): void {
   const cmd = program
     .command('rollup')
     .description(
-      'Read what the shippers uploaded and write de-duplicated usage intervals and watermarked hourly rollups: ' +
-        'intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json in --out. Incremental (only new objects are read) ' +
-        'and idempotent; one run at a time per state file. See docs/consumer.md for the rules.',
+      'Read what the shippers uploaded and write de-duplicated usage intervals and watermarked hourly rollups to --out, ' +
+        'partitioned by UTC day: hourly/dt=YYYY-MM-DD/, intervals/dt=YYYY-MM-DD/, revisions/run=N/ (append-only) and report.json. ' +
+        'The rules run as SQL on embedded DuckDB, state in <out>/state.duckdb; incremental (only new objects are read, only what they change is recomputed, ' +
+        'only changed partitions are rewritten) and idempotent; one run at a time per state. See docs/consumer.md.',
     );
   addConsumerFlags(cmd, true)
     .option('--metrics-file <file.prom>', 'write node-exporter textfile-collector metrics here (last success time, entries read, watermark lag, objects failed)')
@@ -59,7 +60,7 @@ async function runRollupCommand(flags: RollupFlags): Promise<number> {
       `orphan stops ${r.orphan_stops.count}, duplicate starts ${r.duplicate_starts.count}, duplicate stops ${r.duplicate_stops.count}, seq gaps ${r.seq_gaps.missing} in ${r.seq_gaps.writers} writers`,
       `invalid lines ${r.invalid_lines.count}, quarantined lines ${r.quarantined_lines}, bad objects ${r.objects.bad.length}, late entries ${r.late_entries.count}, too late ${r.too_late_entries.count}, clock skew ${r.clock_skew_entries.count}`,
       `stale nodes: ${r.nodes.filter((n) => n.stale).map((n) => n.node).join(', ') || 'none'}`,
-      `wrote ${flags.out}/{intervals.ndjson,hourly.ndjson,revisions.ndjson,report.json}`,
+      `wrote ${flags.out}/{hourly,intervals,revisions}/ (${flags.format}, changed partitions only) and report.json`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
     return 0;

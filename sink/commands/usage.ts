@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
-import { runRollup } from '../consumer/run-rollup.js';
+import { runRollup } from '../consumer/engine/duckdb-engine.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
@@ -21,7 +21,8 @@ export function registerUsage(program: Command): void {
     .command('usage')
     .description(
       'Print usage as a table: vCPU-hours and memory GiB-hours (vm.compute), storage GiB-hours (vm.storage, snap.storage), ' +
-        'computed exactly from integer milliseconds. Runs the same rollup as `metering rollup` (incrementally with --state/--out).',
+        'computed exactly from integer milliseconds. Runs the same rollup as `metering rollup` (incrementally with --state/--out) ' +
+        'and reads the hourly rows of the range from its database.',
     )
     .option('--from <time>', 'first hour to include (ISO time, floored to the hour)', timeFlag)
     .option('--to <time>', 'include hours starting before this time (ISO time)', timeFlag)
@@ -47,16 +48,18 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
       ...(await rollupOptionsFromFlags(flags)),
       logger,
       ...(tty ? { onProgress: tty.onProgress } : {}),
+      selectHourly: { from: flags.from?.getTime() ?? null, to: flags.to?.getTime() ?? null },
     });
     tty?.done();
-    const table = computeUsage(res.hourly, { by: flags.by, from: flags.from ?? null, to: flags.to ?? null });
+    const rows = res.hourly ?? [];
+    const table = computeUsage(rows, { by: flags.by, from: flags.from ?? null, to: flags.to ?? null });
     if (flags.json) {
       process.stdout.write(JSON.stringify(table, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
     } else {
       process.stdout.write(formatUsageTable(table, res.report.watermark));
     }
     if (flags.html) {
-      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows: res.hourly }), { mode: 0o644 });
+      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows }), { mode: 0o644 });
       process.stderr.write(`wrote ${flags.html}\n`);
     }
     return 0;

@@ -35,7 +35,9 @@ import { StateFileError } from '../state-error.js';
 import { allDays, allRevisionRuns, removeOtherFormat, writeDays, writeRevisions, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
 import { registerMeteringFold } from './duckdb-fold.js';
 import { loadDuckDb } from './duckdb-module.js';
-import { num, readReport, readRows, rows, str, type RolledRows } from './duckdb-report.js';
+import { num, readHourly, readReport, readRows, rows, str, type RolledRows } from './duckdb-report.js';
+import type { HourlyRow } from '../types.js';
+import { importLegacyState, isLegacyState } from './legacy-state.js';
 import { loadNewObjects, type LoadOptions, type LoadResult } from './load-objects.js';
 
 const STATE_SCHEMA_VERSION = 2;
@@ -53,6 +55,8 @@ export interface EngineOptions extends RollupOptions {
   format?: OutputFormat;
   /** Return every interval and hourly row and this run's revisions (tests, small histories). */
   collectRows?: boolean;
+  /** Return the hourly rows whose hour starts in [from, to) (epoch ms; null: unbounded), read from the database (`metering usage`). */
+  selectHourly?: { from: number | null; to: number | null };
   /** About how many events one fold step takes (memory of a step). Default 200 000. */
   bucketEvents?: number;
   /** Replaces the loader (benchmarks: DuckDB's own JSON reader in place of the recorder's parser). */
@@ -75,6 +79,8 @@ export interface RollupOutcome {
   run: RunSummary;
   /** With `collectRows`. */
   rows?: RolledRows;
+  /** With `selectHourly`, in output order. */
+  hourly?: HourlyRow[];
 }
 
 const quote = (s: string): string => `'${s.replaceAll("'", "''")}'`;
@@ -229,6 +235,13 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     fs.mkdirSync(tempDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const config: Record<string, string> = { temp_directory: tempDir, memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT, preserve_insertion_order: 'false' };
     if (options.threads !== undefined) config.threads = String(options.threads);
+    if (stateFile && isLegacyState(stateFile)) {
+      throw new StateFileError(
+        `${stateFile} is a state file of the earlier JSON consumer, not a state database: point --state at a new file in the same directory (e.g. ${path.join(path.dirname(stateFile), 'state.duckdb')}) after renaming it to state.json there, and the first run carries its published rows over`,
+      );
+    }
+    // A state of the earlier consumer beside a new database: carried over by the first run.
+    const legacy = stateFile && !fs.existsSync(stateFile) && isLegacyState(path.join(path.dirname(stateFile), 'state.json')) ? path.join(path.dirname(stateFile), 'state.json') : undefined;
     try {
       instance = await duck.DuckDBInstance.create(stateFile ?? ':memory:', config);
     } catch (err) {
@@ -250,19 +263,24 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1, bucket_events: options.bucketEvents ?? DEFAULT_BUCKET_EVENTS };
     for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
 
-    const [last] = await rows(conn, 'SELECT COALESCE(MAX(run), 0) AS run FROM metering_runs');
-    const run = num(last!.run!) + 1;
-    const params: RuleParams = { ...base, run };
-
-    progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
-    const listing = await listSource(destination, prefix);
-    const read = new Set((await rows(conn, 'SELECT object FROM metering_objects')).map((r) => str(r.object!)));
-    const newLedger = listing.ledger.filter((o) => !read.has(o.name));
-    const newQuarantine = listing.quarantine.filter((o) => !read.has(o.name));
-    read.clear();
-
+    // One transaction per run: a crash anywhere leaves the database as the previous run left it.
     await conn.run('BEGIN TRANSACTION');
     try {
+      if (legacy) {
+        const carried = await importLegacyState(conn, legacy, options.source);
+        log.info({ legacy, ...carried }, 'metering rollup: carrying the earlier consumer\'s state over (published rows and revisions kept; every object is read again)');
+      }
+      const [last] = await rows(conn, 'SELECT COALESCE(MAX(run), 0) AS run FROM metering_runs');
+      const run = num(last!.run!) + 1;
+      const params: RuleParams = { ...base, run };
+
+      progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
+      const listing = await listSource(destination, prefix);
+      const read = new Set((await rows(conn, 'SELECT object FROM metering_objects')).map((r) => str(r.object!)));
+      const newLedger = listing.ledger.filter((o) => !read.has(o.name));
+      const newQuarantine = listing.quarantine.filter((o) => !read.has(o.name));
+      read.clear();
+
       const load = options.loader ?? loadNewObjects;
       const loaded = await load(conn, destination, { run, ledger: newLedger, quarantine: newQuarantine, concurrency: options.concurrency ?? 8, log, onProgress: progress });
       const bad = loaded.bad;
@@ -286,12 +304,15 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
       }
       const collected = options.collectRows ? await readRows(conn, run) : undefined;
+      const hourly = options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
       // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
       lock?.check();
       await conn.run('COMMIT');
+      // Kept as a backup, out of the way: the database is the state now.
+      if (legacy) await fsp.rename(legacy, `${legacy}.migrated`);
       const summary: RunSummary = { objects_read: loaded.objectsDone, entries_read: loaded.entries, new_revisions: newRevisions, watermark: report.watermark };
       log.info({ ...summary, bad_objects: bad.length, intervals: report.intervals.total, hourly_rows: report.hourly_rows.total, files_written: files }, 'metering rollup: done');
-      return { report, run: summary, ...(collected ? { rows: collected } : {}) };
+      return { report, run: summary, ...(collected ? { rows: collected } : {}), ...(hourly ? { hourly } : {}) };
     } catch (err) {
       await conn.run('ROLLBACK').catch(() => {});
       throw err;
@@ -299,7 +320,15 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
   } finally {
     connection?.closeSync();
     instance?.closeSync();
+    // The spill directory goes with the run (DuckDB removes its files; an empty directory is litter).
     if (!stateFile) fs.rmSync(tempDir, { recursive: true, force: true });
+    else {
+      try {
+        fs.rmdirSync(tempDir);
+      } catch {
+        // Not empty (another process's spill) or already gone: leave it.
+      }
+    }
     await lock?.release();
   }
 }

@@ -223,3 +223,11 @@ export async function readRows(conn: DuckDBConnection, run: number): Promise<Rol
     revisions: await columnRows(conn, `SELECT ${HOURLY_COLUMNS.replace(', final', ', TRUE AS final')} FROM metering_revisions WHERE run = ${run} ORDER BY ord`, toHourly),
   };
 }
+
+/** The hourly rows of hours starting in [from, to), in output order. */
+export async function readHourly(conn: DuckDBConnection, range: { from: number | null; to: number | null }): Promise<HourlyRow[]> {
+  const where: string[] = [];
+  if (range.from !== null) where.push(`hour_ms >= ${Math.floor(range.from / 3_600_000) * 3_600_000}`);
+  if (range.to !== null) where.push(`hour_ms < ${Math.trunc(range.to)}`);
+  return columnRows(conn, `SELECT ${HOURLY_COLUMNS} FROM metering_hourly ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${HOURLY_ORDER}`, toHourly);
+}

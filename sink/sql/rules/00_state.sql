@@ -52,11 +52,13 @@ CREATE TABLE IF NOT EXISTS {{entries_new}} (
 CREATE TABLE IF NOT EXISTS {{runs}} (
   run BIGINT NOT NULL,
   now_ms BIGINT NOT NULL,
-  arrival_watermark_ms BIGINT,    -- the previous run's watermark (null on a first run)
-  arrival_horizon_ms BIGINT,      -- the previous run's watermark - retain (null on a first run)
+  previous_watermark_ms BIGINT,   -- the previous run's watermark (null on a first run): it never moves back
+  arrival_watermark_ms BIGINT,    -- the same, for the ids this run reads first (null when it re-reads, see next_rereads)
+  arrival_horizon_ms BIGINT,      -- the previous run's watermark - retain, likewise
   watermark_ms BIGINT,
   watermark_computed_ms BIGINT,
-  horizon_ms BIGINT
+  horizon_ms BIGINT,
+  next_rereads BOOL               -- the next run re-reads what an older consumer read (a migrated state, run 0): no late verdicts
 );
 
 -- Objects read. A read that failed is not recorded, so the object is retried (and reported) next run.

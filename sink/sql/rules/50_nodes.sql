@@ -61,7 +61,7 @@ SELECT
   c.min_complete_ms,
   c.computed_ms,
   -- It never moves back: what was published final stays final.
-  CASE WHEN r.arrival_watermark_ms IS NULL THEN c.computed_ms ELSE GREATEST(r.arrival_watermark_ms, c.computed_ms) END AS watermark_ms,
-  r.arrival_watermark_ms AS previous_watermark_ms
+  CASE WHEN r.previous_watermark_ms IS NULL THEN c.computed_ms ELSE GREATEST(r.previous_watermark_ms, c.computed_ms) END AS watermark_ms,
+  r.previous_watermark_ms
 FROM computed AS c
-CROSS JOIN (SELECT arrival_watermark_ms FROM {{runs}} WHERE run = {{$run}}) AS r;
+CROSS JOIN (SELECT previous_watermark_ms FROM {{runs}} WHERE run = {{$run}}) AS r;

@@ -52,11 +52,7 @@ FROM (
 -- the new watermark, ended by a stale node) from the earlier of its two ends. Hours before it stand.
 CREATE OR REPLACE TABLE {{dirty}} AS
 WITH marks AS (
-  SELECT
-    w.watermark_ms,
-    r.arrival_watermark_ms AS previous_watermark_ms
-  FROM {{watermark}} AS w
-  CROSS JOIN (SELECT arrival_watermark_ms FROM {{runs}} WHERE run = {{$run}}) AS r
+  SELECT watermark_ms, previous_watermark_ms FROM {{watermark}}
 ),
 o AS (
   SELECT i.*, COALESCE(i.end_ms, m.previous_watermark_ms, i.start_ms) AS bill_end_ms FROM {{intervals_old}} AS i CROSS JOIN marks AS m
