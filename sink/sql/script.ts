@@ -20,7 +20,11 @@ export function renderSqlScript(dialect: Dialect, params: RuleParams, options: R
   let file = '';
   for (const s of renderRules(dialect, params, options)) {
     if (s.file !== file) {
-      parts.push(`-- ${s.file}`);
+      parts.push(
+        s.perBucket
+          ? `-- ${s.file}: once per fold bucket, bucket ${params.bucket ?? 0} shown (how many: SELECT buckets FROM the fold_buckets table; with bucket_events above the run's event count there is one)`
+          : `-- ${s.file}`,
+      );
       file = s.file;
     }
     parts.push(`${s.sql};`);

@@ -118,8 +118,10 @@ SELECT writer, seq FROM {{kept_changes}}
 UNION DISTINCT
 SELECT old_writer AS writer, old_seq AS seq FROM {{kept_changes}} WHERE existed;
 
-DELETE FROM {{findings}} AS f
-WHERE f.finding = 'seq_conflicts' AND EXISTS (SELECT 1 FROM {{seq_groups}} AS g WHERE g.writer = f.writer AND g.seq = f.seq);
+MERGE INTO {{findings}} AS f
+USING {{seq_groups}} AS g
+ON g.writer = f.writer AND g.seq = f.seq AND f.finding = 'seq_conflicts'
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
 SELECT 'seq_conflicts', object, line_offset, id, entry_node, emitted_at, writer, seq

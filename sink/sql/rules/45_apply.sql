@@ -1,19 +1,22 @@
 -- The fold steps' results replace what they were folded from: all of a resource folded again, the
 -- open interval of one resumed (its continuation comes back as the first interval of its fold).
-DELETE FROM {{fold_intervals}} AS i
-WHERE EXISTS (
-  SELECT 1 FROM {{affected}} AS a
-  WHERE a.family = i.family AND a.resource_id = i.resource_id AND (NOT a.resume OR i.end_ms IS NULL)
-);
+MERGE INTO {{fold_intervals}} AS i
+USING {{affected}} AS a
+ON a.family = i.family AND a.resource_id = i.resource_id AND (NOT a.resume OR i.end_ms IS NULL)
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{fold_intervals}} SELECT * FROM {{fold_new_intervals}};
 
-DELETE FROM {{anomalies}} AS x
-WHERE EXISTS (SELECT 1 FROM {{affected}} AS a WHERE a.family = x.family AND a.resource_id = x.resource_id AND NOT a.resume);
+MERGE INTO {{anomalies}} AS x
+USING {{affected}} AS a
+ON a.family = x.family AND a.resource_id = x.resource_id AND NOT a.resume
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{anomalies}} SELECT * FROM {{fold_new_anomalies}};
 
-DELETE FROM {{resource_state}} AS s
-WHERE EXISTS (SELECT 1 FROM {{affected}} AS a WHERE a.family = s.family AND a.resource_id = s.resource_id);
+MERGE INTO {{resource_state}} AS s
+USING {{affected}} AS a
+ON a.family = s.family AND a.resource_id = s.resource_id
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{resource_state}} SELECT * FROM {{fold_new_state}};

@@ -79,7 +79,9 @@ FROM pairs
 WHERE dirty_from IS NOT NULL
 GROUP BY family, resource_id;
 
-DELETE FROM {{intervals}} AS i
-WHERE EXISTS (SELECT 1 FROM {{candidates}} AS c WHERE c.family = i.family AND c.resource_id = i.resource_id);
+MERGE INTO {{intervals}} AS i
+USING {{candidates}} AS c
+ON c.family = i.family AND c.resource_id = i.resource_id
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{intervals}} SELECT * FROM {{intervals_new}};

@@ -128,8 +128,10 @@ SELECT
 FROM {{publication}}
 WHERE is_revision;
 
-DELETE FROM {{hourly}} AS h
-WHERE EXISTS (SELECT 1 FROM {{dirty}} AS d WHERE d.family = h.family AND d.resource_id = h.resource_id AND h.hour_ms >= d.dirty_hour);
+MERGE INTO {{hourly}} AS h
+USING {{dirty}} AS d
+ON d.family = h.family AND d.resource_id = h.resource_id AND h.hour_ms >= d.dirty_hour
+WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{hourly}} (hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms)
 SELECT hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms
