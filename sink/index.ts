@@ -30,3 +30,7 @@ export { renderSqlScript } from './sql/script.js';
 export { bigQueryFoldFunction } from './sql/fold-udf.js';
 export { registerMeteringFold } from './consumer/engine/duckdb-fold.js';
 export type { SqlSession } from './consumer/engine/duckdb-engine.js';
+export { runBigQueryRollup, parseGsSource, DEFAULT_BQ_JOB_TIMEOUT_MS, BigQuerySetupError, BigQueryTimeoutError } from './consumer/engine/bigquery-engine.js';
+export type { BigQueryRollupOptions, BigQueryRollupResult, BigQueryClientOptions } from './consumer/engine/bigquery-engine.js';
+export { renderExternalTables } from './sql/bigquery/external-tables.js';
+export { stageStatements, dtFilter } from './sql/bigquery/stage.js';
