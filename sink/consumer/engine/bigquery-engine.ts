@@ -129,7 +129,10 @@ export async function runBigQueryRollup(options: BigQueryRollupOptions): Promise
 
   const rules = renderRules('bigquery', { ...base, run, bucket: 0 } as RuleParams, { dataset });
   // Rules that predate the per-run staging table read every entry from `entries`: append to it here.
-  if (!rules.some((s) => s.sql.includes(t('entries_new')))) await send(`INSERT INTO ${t('entries')} SELECT * FROM ${t('entries_new')}`, 'entries of this run');
+  if (!rules.some((s) => s.sql.includes(t('entries_new')))) {
+    const columns = 'run, object, line_offset, obj_node, seg_created_ms, digest, id, entry_node, writer, seq, kind, resource_id, reason, hypervisor, cpu, mem_bytes, storage_bytes, t, emitted_at';
+    await send(`INSERT INTO ${t('entries')} (${columns}) SELECT ${columns} FROM ${t('entries_new')}`, 'entries of this run');
+  }
 
   // This run's reads of the progress objects (one row per node), through the one reader of them.
   progress({ phase: 'compute', objectsDone: newLedger.length + newQuarantine.length, objectsTotal: newLedger.length + newQuarantine.length, entries: 0 });
