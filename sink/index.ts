@@ -27,3 +27,7 @@ export type { Dialect, RuleParams, RenderOptions, RenderedStatement } from './sq
 export { renderSqlScript } from './sql/script.js';
 export { bigQueryFoldFunction } from './sql/fold-udf.js';
 export { registerMeteringFold } from './consumer/engine/duckdb-fold.js';
+export { runBigQueryRollup, parseGsSource, DEFAULT_BQ_JOB_TIMEOUT_MS, BigQuerySetupError, BigQueryTimeoutError } from './consumer/engine/bigquery-engine.js';
+export type { BigQueryRollupOptions, BigQueryRollupResult, BigQueryClientOptions } from './consumer/engine/bigquery-engine.js';
+export { renderExternalTables } from './sql/bigquery/external-tables.js';
+export { stageStatements, dtFilter } from './sql/bigquery/stage.js';

@@ -130,12 +130,20 @@ describe('status and gs://', () => {
   });
 
   it('a missing optional peer is named with its install command', async () => {
-    // @google-cloud/bigquery is an optional peer this checkout does not install.
-    const specifier: string = '@google-cloud/bigquery';
-    const err = await loadWithOptionalPeer('@google-cloud/bigquery', 'the BigQuery engine', () => import(specifier)).catch((e: unknown) => e);
+    // This checkout installs every optional peer (dev dependencies); the CLI runs with a loader hook
+    // that resolves @google-cloud/bigquery as if it were not installed, as a recorder-only install would.
+    const hide = new URL('./support/hide-bigquery.mjs', import.meta.url).href;
+    const r = await waitExit(
+      spawnCli(['rollup', '--engine', 'bigquery', '--bq-dataset', 'proj.metering', '--bq-endpoint', 'http://127.0.0.1:9', '--source', 'gs://ledgers/x', '--out', path.join(root, 'bq-out')], {
+        env: { ...process.env, NODE_OPTIONS: `--import=${hide}`, METERING_LOG_LEVEL: 'info' },
+      }),
+    );
+    expect(r.code, r.stderr).toBe(2);
+    const e = cliError(r.stderr);
+    expect(e.msg).toBe('metering rollup --engine bigquery needs the optional package @google-cloud/bigquery, which is not installed');
+    expect(e.hint).toBe('npm install @google-cloud/bigquery@^8');
+    const err = await loadWithOptionalPeer('@google-cloud/bigquery', 'the BigQuery engine', () => Promise.reject(Object.assign(new Error("Cannot find package '@google-cloud/bigquery' imported from x"), { code: 'ERR_MODULE_NOT_FOUND' }))).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(OptionalPeerMissingError);
-    expect((err as OptionalPeerMissingError).message).toBe('the BigQuery engine needs the optional package @google-cloud/bigquery, which is not installed');
-    expect((err as OptionalPeerMissingError).hint).toBe('npm install @google-cloud/bigquery@^8');
     // Anything else that fails inside the load is not mistaken for a missing peer.
     const other = await loadWithOptionalPeer('@google-cloud/storage', 'x', () => Promise.reject(new Error('boom'))).catch((e: unknown) => e);
     expect((other as Error).message).toBe('boom');

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { haveTool } from './support/tools.js';
-import { bigQueryFoldFunction, renderRules, renderSqlScript, renderTemplate, type RuleParams } from 'metering-ledger/sink';
+import { bigQueryFoldFunction, renderExternalTables, renderRules, renderSqlScript, renderTemplate, stageStatements, type RuleParams } from 'metering-ledger/sink';
 
 const PYTHON = '/usr/bin/python3';
 const PARSER = fileURLToPath(new URL('./support/sqlglot-parse.py', import.meta.url));
@@ -49,6 +49,21 @@ describe('BigQuery rendering of the rules', () => {
       renderRules('bigquery', PARAMS[0]!).find((x) => x.file === '70_hourly.sql' && x.sql.includes('FULL OUTER JOIN'))!.sql.replace('FULL OUTER JOIN', 'FULL OUTER JOIN JOIN'),
     ];
     expect(parse(broken).map((r) => r.ok)).toEqual(broken.map(() => false));
+  });
+
+  it.runIf(available)('the BigQuery engine\'s staging statements parse, whatever the object names hold', () => {
+    const hostile = "fleet/ledger/node=n'1/dt=2026-11-20/ledger-20261120T080000000Z-aaaaaaaa.0000000000000000-0000000000000100.ndjson\\x";
+    const objects = [
+      { name: hostile, uri: `gs://b/${hostile}`, dt: '2026-11-20', node: "n'1", segCreatedMs: Date.UTC(2026, 10, 20, 8), gzip: false },
+      { name: 'fleet/ledger/node=n2/dt=2026-11-21/x.ndjson.gz', uri: 'gs://b/fleet/ledger/node=n2/dt=2026-11-21/x.ndjson.gz', dt: '2026-11-21', node: 'n2', segCreatedMs: undefined, gzip: true },
+    ];
+    const statements = [...stageStatements({ dataset: 'my-project.billing', run: 3, objects }), ...stageStatements({ dataset: 'my-project.billing', run: 4, objects: [] })];
+    expect(statements.join('\n')).toContain("WHERE dt IN (DATE '2026-11-20')");
+    expect(parse(statements).filter((r) => !r.ok)).toEqual([]);
+    expect(() => stageStatements({ dataset: 'p.d', run: 1, objects: [{ ...objects[0]!, dt: "2026-11-20') OR TRUE --" }] })).toThrow(/partition day/);
+    // The external tables: only the bucket and prefix change, and names that cannot be quoted safely are refused.
+    expect(renderExternalTables({ bucket: 'ledgers', prefix: 'fleet/eu', dataset: 'p.d' }).join('\n')).toContain("'gs://ledgers/fleet/eu/ledger/*.ndjson.gz'");
+    expect(() => renderExternalTables({ bucket: 'ledgers', prefix: "x'y", dataset: 'p.d' })).toThrow(/prefix/);
   });
 
   it('the rendered script carries the UDF body from timeline-fold.ts and only integer parameters', () => {

@@ -5,6 +5,8 @@ import { cliLogger } from '../shipper/cli-logger.js';
 import { writeMetricsFile } from '../metrics.js';
 import { validateMetricsFile } from './cli-error.js';
 import { addConsumerFlags, consumerErrorExit, rollupOptionsFromFlags, validateConsumerFlags, type ConsumerFlags } from './consumer-flags.js';
+import { runBigQueryRollup } from '../consumer/engine/bigquery-engine.js';
+import { addEngineFlags, bigQueryErrorExit, bigQueryOptionsFromFlags, validateEngineFlags, type EngineFlags } from './engine-flags.js';
 
 export function registerRollup(program: Command): void {
   const cmd = program
@@ -15,18 +17,19 @@ export function registerRollup(program: Command): void {
         'The rules run as SQL on embedded DuckDB, state in <out>/state.duckdb; incremental (only new objects are read, only what they change is recomputed, ' +
         'only changed partitions are rewritten) and idempotent; one run at a time per state. See docs/consumer.md.',
     );
-  addConsumerFlags(cmd, true)
+  addEngineFlags(addConsumerFlags(cmd, true))
     .option('--metrics-file <file.prom>', 'write node-exporter textfile-collector metrics here (last success time, entries read, watermark lag, objects failed)')
     .action(async (flags: RollupFlags) => {
       process.exitCode = await runRollupCommand(flags);
     });
 }
 
-type RollupFlags = ConsumerFlags & { out: string; metricsFile?: string };
+type RollupFlags = ConsumerFlags & EngineFlags & { out: string; metricsFile?: string };
 
 async function runRollupCommand(flags: RollupFlags): Promise<number> {
   try {
     validateConsumerFlags(flags);
+    validateEngineFlags(flags);
     if (flags.metricsFile !== undefined) validateMetricsFile(flags.metricsFile);
   } catch (err) {
     return consumerErrorExit('rollup', err);
@@ -35,11 +38,8 @@ async function runRollupCommand(flags: RollupFlags): Promise<number> {
   try {
     const logger = cliLogger('metering-rollup');
     if (tty) logger.level = 'warn';
-    const res = await runRollup({
-      ...(await rollupOptionsFromFlags(flags)),
-      logger,
-      ...(tty ? { onProgress: tty.onProgress } : {}),
-    });
+    const observe = { logger, ...(tty ? { onProgress: tty.onProgress } : {}) };
+    const res = flags.engine === 'bigquery' ? await runBigQueryRollup({ ...bigQueryOptionsFromFlags(flags), ...observe }) : await runRollup({ ...(await rollupOptionsFromFlags(flags)), ...observe });
     tty?.done();
     const r = res.report;
     if (flags.metricsFile) {
@@ -60,13 +60,15 @@ async function runRollupCommand(flags: RollupFlags): Promise<number> {
       `orphan stops ${r.orphan_stops.count}, duplicate starts ${r.duplicate_starts.count}, duplicate stops ${r.duplicate_stops.count}, seq gaps ${r.seq_gaps.missing} in ${r.seq_gaps.writers} writers`,
       `invalid lines ${r.invalid_lines.count}, quarantined lines ${r.quarantined_lines}, bad objects ${r.objects.bad.length}, late entries ${r.late_entries.count}, too late ${r.too_late_entries.count}, clock skew ${r.clock_skew_entries.count}`,
       `stale nodes: ${r.nodes.filter((n) => n.stale).map((n) => n.node).join(', ') || 'none'}`,
-      `wrote ${flags.out}/{hourly,intervals,revisions}/ (${flags.format}, changed partitions only) and report.json`,
+      'tables' in res
+        ? `BigQuery: read partitions ${res.run.partitions_read.join(', ') || 'none'}; outputs in ${res.tables.hourly}, ${res.tables.intervals}, ${res.tables.revisions}; wrote ${flags.out}/report.json`
+        : `wrote ${flags.out}/{hourly,intervals,revisions}/ (${flags.format}, changed partitions only) and report.json`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
     return 0;
   } catch (err) {
     tty?.done();
     if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, 'rollup', false, {}).catch(() => {});
-    return consumerErrorExit('rollup', err);
+    return bigQueryErrorExit('rollup', err) ?? consumerErrorExit('rollup', err);
   }
 }

@@ -6,6 +6,9 @@
 -- The entry's own `node` field is left out of the schema (a partition key may not repeat a data
 -- column); the partition value is the same, since each node's lines are uploaded under node=<node>.
 -- Plain and gzip objects need separate tables (compression is a per-table option); a view unions them.
+-- `metering rollup --engine bigquery` renders this file with the real bucket, prefix and dataset
+-- (sink/sql/bigquery/external-tables.ts) and runs it at the start of every run, except CREATE SCHEMA:
+-- the dataset must exist (its location is the operator's choice).
 
 CREATE SCHEMA IF NOT EXISTS metering;
 
@@ -54,6 +57,39 @@ OPTIONS (
   hive_partition_uri_prefix = 'gs://BUCKET/PREFIX/ledger',
   require_hive_partition_filter = false,
   ignore_unknown_values = true
+);
+
+-- Every ledger line as raw text (what `metering rollup --engine bigquery` reads): CSV with a field
+-- delimiter (U+0001) that a valid JSON line cannot contain raw, and no quote character, so each line
+-- is one STRING column. The consumer then parses and validates it in SQL, reports invalid lines
+-- instead of failing the query on them, and digests the line; _FILE_NAME names its object.
+-- A query on them must filter on a partition column (require_hive_partition_filter): no accidental
+-- scan of the whole ledger.
+CREATE OR REPLACE EXTERNAL TABLE metering.ledger_lines_plain (
+  line STRING
+)
+WITH PARTITION COLUMNS (node STRING, dt DATE)
+OPTIONS (
+  format = 'CSV',
+  field_delimiter = '\x01',
+  quote = '',
+  uris = ['gs://BUCKET/PREFIX/ledger/*.ndjson'],
+  hive_partition_uri_prefix = 'gs://BUCKET/PREFIX/ledger',
+  require_hive_partition_filter = true
+);
+
+CREATE OR REPLACE EXTERNAL TABLE metering.ledger_lines_gz (
+  line STRING
+)
+WITH PARTITION COLUMNS (node STRING, dt DATE)
+OPTIONS (
+  format = 'CSV',
+  compression = 'GZIP',
+  field_delimiter = '\x01',
+  quote = '',
+  uris = ['gs://BUCKET/PREFIX/ledger/*.ndjson.gz'],
+  hive_partition_uri_prefix = 'gs://BUCKET/PREFIX/ledger',
+  require_hive_partition_filter = true
 );
 
 -- Every ledger line, with emitted_at as integer epoch milliseconds (`t`): all arithmetic below is on integers.
