@@ -5,7 +5,7 @@
  * files in a bucket directory. Runs as its own process so several nodes are made in parallel.
  * Prints one JSON line per object: { name, entries, lastMs }.
  *
- *   node --import tsx bench/support/node-objects.ts --bucket DIR --node N --entries 1000000 [--step-ms 1200] [--keep-snapshots 200]
+ *   node --import tsx bench/support/node-objects.ts --bucket DIR --node N --entries 1000000 [--vms 1000] [--step-ms 1200] [--keep-snapshots 200]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -57,6 +57,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       bucket: { type: 'string' },
       node: { type: 'string' },
       entries: { type: 'string' },
+      vms: { type: 'string', default: '1000' },
       'step-ms': { type: 'string', default: '1200' },
       'start-ms': { type: 'string', default: String(Date.UTC(2026, 10, 1)) },
       'keep-snapshots': { type: 'string', default: '200' },
@@ -70,6 +71,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       dir: ledger,
       node: values.node,
       entries: Number(values.entries),
+      vms: Number(values.vms),
       stepMs: Number(values['step-ms']),
       startMs: Number(values['start-ms']),
       keepSnapshots: Number(values['keep-snapshots']),
