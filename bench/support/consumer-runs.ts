@@ -40,9 +40,13 @@ export interface RunSpec {
 /** Why a child failed: time limit, V8's fatal error line, or the last line of its stderr. */
 export function failure(u: ChildUsage): string {
   if (u.timedOut) return `did not finish: killed after ${secs(u.wallMs)} s (time limit)`;
-  const lines = u.stderr.trim().split('\n');
-  const fatal = lines.find((l) => l.includes('FATAL ERROR'));
-  return `failed (exit ${u.code ?? u.signal}): ${(fatal ?? lines.at(-1) ?? '').trim().slice(0, 300)}`;
+  const lines = u.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('Node.js v'));
+  // V8's fatal line (out of heap), else the first error line of a stack trace, else the last line.
+  const why = lines.find((l) => l.includes('FATAL ERROR')) ?? lines.find((l) => /^\w*Error\b|"msg"|^metering/.test(l.trim())) ?? lines.at(-1) ?? '';
+  return `failed (exit ${u.code ?? u.signal}): ${why.trim().slice(0, 300)}`;
 }
 
 const STATE_FILES = ['state.duckdb', 'state.duckdb.wal', 'state.json'];
