@@ -82,7 +82,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
 
   console.log(`\n### ${o.title}\n`);
   const header = ['entries', 'objects', 'MiB', 'rollup s', 'rollup entries/s', 'rollup peak RSS MiB', 'rollup spill peak MiB', 'rollup state MiB'];
-  if (!o.rollupOnly) header.push('twin SQL alone s', 'twin peak RSS MiB', 'rollup / twin time', 'reference s', 'reference peak RSS MiB', 'intervals, hourly rows: rollup | twin | reference');
+  if (!o.rollupOnly) header.push('twin SQL alone s', 'twin peak RSS MiB', 'rollup / twin time', 'reference s', 'reference peak RSS MiB', 'intervals, hourly rows: rollup / twin / reference');
   else header.push('intervals, hourly rows');
   console.log(
     table(
@@ -91,7 +91,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
         const cells = [int(r.set.entries), r.set.objects, mib(r.set.bytes), timeCell(r.rollup), r.rollup.counts ? int(eps(r.set.entries, r.rollup)) : '-', mib(r.rollup.usage.maxRssBytes), mib(r.rollup.spillPeakBytes), mib(r.rollup.stateBytes)];
         if (o.rollupOnly) return [...cells, countsCell(r.rollup)];
         const ratio = r.rollup.counts && r.twin?.counts ? `${(r.rollup.usage.wallMs / r.twin.usage.wallMs).toFixed(2)}x` : '-';
-        return [...cells, timeCell(r.twin), r.twin ? mib(r.twin.usage.maxRssBytes) : '-', ratio, timeCell(r.reference), r.reference ? mib(r.reference.usage.maxRssBytes) : '-', `${countsCell(r.rollup)} | ${countsCell(r.twin)} | ${countsCell(r.reference)}`];
+        return [...cells, timeCell(r.twin), r.twin ? mib(r.twin.usage.maxRssBytes) : '-', ratio, timeCell(r.reference), r.reference ? mib(r.reference.usage.maxRssBytes) : '-', `${countsCell(r.rollup)} / ${countsCell(r.twin)} / ${countsCell(r.reference)}`];
       }),
     ),
   );
