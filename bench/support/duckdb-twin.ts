@@ -1,5 +1,5 @@
 /**
- * The DuckDB engine (runSqlRollup: the rules of sink/sql/rules on embedded DuckDB) over a bucket
+ * The DuckDB engine (runRollup: the rules of sink/sql/rules on embedded DuckDB) over a bucket
  * directory, writing its outputs like `metering rollup` does, with its state database in --out.
  * Own process, so its time and peak RSS are measured like the CLI's.
  *
@@ -16,8 +16,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runSqlRollup, type SqlRollupOptions } from 'metering-ledger/sink';
-import { jsonLoaderCalls, loadWithDuckDbJson, type EntryLoader } from './duckdb-json-loader.js';
+import { runRollup, type EngineOptions } from 'metering-ledger/sink';
+import { jsonLoaderCalls, loadWithDuckDbJson } from './duckdb-json-loader.js';
 import { readReportCounts } from './report-counts.js';
 
 const { values } = parseArgs({
@@ -36,8 +36,7 @@ if (!values.bucket || !values.out || !values['now-ms']) throw new Error('--bucke
 if (values.loader !== 'json' && values.loader !== 'typescript') throw new Error(`--loader must be json or typescript, got ${values.loader}`);
 fs.mkdirSync(values.out, { recursive: true });
 
-// `loader` is the incremental engine's internal option; today's SqlRollupOptions does not have it.
-const options: SqlRollupOptions & { loader?: EntryLoader } = {
+const options: EngineOptions = {
   source: values.bucket,
   out: values.out,
   now: Number(values['now-ms']),
@@ -47,7 +46,7 @@ const options: SqlRollupOptions & { loader?: EntryLoader } = {
   ...(values['memory-limit'] ? { memoryLimit: values['memory-limit'] } : {}),
   ...(values.loader === 'json' ? { loader: loadWithDuckDbJson } : {}),
 };
-await runSqlRollup(options);
+await runRollup(options);
 const loader = values.loader === 'json' ? (jsonLoaderCalls() > 0 ? 'duckdb-json' : 'typescript (the engine ignored the loader option)') : 'typescript';
 process.stdout.write(
   JSON.stringify({ ...readReportCounts(path.join(values.out, 'report.json')), loader, threads: values.threads ? Number(values.threads) : null, memoryLimit: values['memory-limit'] ?? null }) + '\n',

@@ -17,7 +17,7 @@ import { REPO } from './child.js';
 import { readReportCounts } from './report-counts.js';
 
 /** Where runRollup lives: a package specifier, or a path relative to the repository. */
-const REFERENCE_MODULE = 'metering-ledger/sink';
+const REFERENCE_MODULE = './test/reference/run-rollup.ts';
 
 const { values } = parseArgs({
   options: {
