@@ -32,7 +32,7 @@ import { rollupSettings, type RollupOptions, type RunSummary } from '../rollup-o
 import { assertSourceExists, listSource, readProgressObjects } from '../source-reader.js';
 import { acquireStateLock } from '../state-lock.js';
 import { StateFileError } from '../state-error.js';
-import { allDays, allRevisionRuns, removeOtherFormat, writeDays, writeRevisions, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
+import { allDays, allRevisionRuns, partitionDirs, removeOtherFormat, writeDays, writeRevisions, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
 import { registerMeteringFold } from './duckdb-fold.js';
 import { loadDuckDb } from './duckdb-module.js';
 import { num, readHourly, readReport, readRows, rows, str, type RolledRows } from './duckdb-report.js';
@@ -226,10 +226,12 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
   const tempDir = stateFile ? `${stateFile}.tmp` : path.join(os.tmpdir(), `metering-duckdb-${process.pid}`);
   try {
     assertSourceExists(destination, options.source);
+    // Temp files of a run killed mid-write (kill -9) are litter: remove those of dead processes.
     for (const dir of new Set([stateFile && path.dirname(stateFile), options.out].filter((d): d is string => !!d))) {
       fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       await removeStaleTempFiles(dir);
     }
+    if (options.out) for (const dir of await partitionDirs(options.out)) await removeStaleTempFiles(dir);
     // DuckDB spills to a private temp directory beside the state (or in the system's temp
     // directory for a run without state), never into the working directory.
     fs.mkdirSync(tempDir, { recursive: true, mode: PRIVATE_DIR_MODE });

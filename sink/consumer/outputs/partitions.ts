@@ -99,6 +99,16 @@ export async function allRevisionRuns(connection: DuckDBConnection, table: strin
   return r.getRows().map((row) => Number(row[0]));
 }
 
+/** The partition directories under `out` (hourly/dt=…, intervals/dt=…, revisions/run=…): where a killed run can leave temp files. */
+export async function partitionDirs(out: string): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const output of ['hourly', 'intervals', 'revisions']) {
+    const root = path.join(out, output);
+    for (const part of await fsp.readdir(root).catch(() => [] as string[])) dirs.push(path.join(root, part));
+  }
+  return dirs;
+}
+
 /** Removes the partitions of another format (after --format changed and everything was rewritten). */
 export async function removeOtherFormat(out: string, format: OutputFormat): Promise<void> {
   const other = format === 'ndjson' ? 'parquet' : 'ndjson';
