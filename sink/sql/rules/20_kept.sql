@@ -7,28 +7,42 @@
 CREATE OR REPLACE TABLE {{touched}} AS
 SELECT DISTINCT id FROM {{entries_new}};
 
-INSERT INTO {{entries}} SELECT * FROM {{entries_new}};
-
--- Every copy of a touched id, old and new: what its kept row and its conflicts are decided from.
-CREATE OR REPLACE TABLE {{touched_copies}} AS
-SELECT e.* FROM {{entries}} AS e JOIN {{touched}} AS t ON t.id = e.id;
-
 CREATE OR REPLACE TABLE {{kept_before}} AS
 SELECT k.* FROM {{kept}} AS k JOIN {{touched}} AS t ON t.id = k.id;
 
+-- Every copy of a touched id, old and new: what its kept row and its conflicts are decided from.
+-- An id never seen before has only this run's copies; only ids with a kept row have older ones.
+CREATE OR REPLACE TABLE {{touched_copies}} AS
+SELECT * FROM {{entries_new}}
+UNION ALL
+SELECT e.* FROM {{entries}} AS e JOIN {{kept_before}} AS b ON b.id = e.id;
+
+INSERT INTO {{entries}} SELECT * FROM {{entries_new}};
+
+-- How many copies each touched id has: most have one, and a lone copy needs no ranking (the
+-- window functions below sort only the ids with several copies).
+CREATE OR REPLACE TABLE {{copy_counts}} AS
+SELECT id, COUNT(*) AS copies FROM {{touched_copies}} GROUP BY id;
+
 CREATE OR REPLACE TABLE {{kept_touched}} AS
 WITH ranked AS (
+  -- A lone copy is the kept copy, the first read and the arrival.
+  SELECT e.*, 1 AS copy_rank, e.run AS arrival_run, 1 AS copies, e.object AS first_object, e.line_offset AS first_offset
+  FROM {{touched_copies}} AS e
+  JOIN {{copy_counts}} AS c ON c.id = e.id
+  WHERE c.copies = 1
+  UNION ALL
   SELECT
     e.*,
-    ROW_NUMBER() OVER (PARTITION BY id ORDER BY object, line_offset) AS copy_rank,
-    ROW_NUMBER() OVER (PARTITION BY id ORDER BY run, object, line_offset) AS read_rank,
-    MIN(run) OVER (PARTITION BY id) AS arrival_run,
-    COUNT(*) OVER (PARTITION BY id) AS copies
+    ROW_NUMBER() OVER (PARTITION BY e.id ORDER BY e.object, e.line_offset) AS copy_rank,
+    MIN(e.run) OVER (PARTITION BY e.id) AS arrival_run,
+    c.copies,
+    -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
+    FIRST_VALUE(e.object) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_object,
+    FIRST_VALUE(e.line_offset) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_offset
   FROM {{touched_copies}} AS e
-),
-first_read AS (
-  -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
-  SELECT id, object AS first_object, line_offset AS first_offset FROM ranked WHERE read_rank = 1
+  JOIN {{copy_counts}} AS c ON c.id = e.id
+  WHERE c.copies > 1
 ),
 phased AS (
   SELECT
@@ -41,15 +55,12 @@ judged AS (
   SELECT
     p.*,
     SUBSTR(p.kind, 1, LENGTH(p.kind) - LENGTH(p.phase) - 1) AS family,
-    f.first_object,
-    f.first_offset,
     a.arrival_watermark_ms,
     a.arrival_horizon_ms,
     p.entry_node <> p.obj_node AS node_mismatch,
     -- A broken clock: stamped further than max-skew from its segment's creation. Reported, not billed.
     (p.seg_created_ms IS NOT NULL AND ABS(p.t - p.seg_created_ms) > {{$max_skew_ms}}) AS clock_skew
   FROM phased AS p
-  JOIN first_read AS f ON f.id = p.id
   LEFT JOIN {{runs}} AS a ON a.run = p.arrival_run
 ),
 timely AS (

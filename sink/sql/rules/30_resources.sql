@@ -61,7 +61,9 @@ placed AS (
 )
 SELECT e.*, @idiv(COALESCE(p.before_n, 0), {{$bucket_events}}) AS bucket
 FROM events AS e
-JOIN placed AS p ON p.family = e.family AND p.resource_id = e.resource_id;
+JOIN placed AS p ON p.family = e.family AND p.resource_id = e.resource_id
+-- Stored in bucket order, so a fold step reads only its bucket's row groups (min/max pruning).
+ORDER BY bucket;
 
 -- What the fold steps produce (filled bucket by bucket by 40_fold.bucket.sql).
 CREATE OR REPLACE TABLE {{fold_new_intervals}} AS SELECT * FROM {{fold_intervals}} WHERE FALSE;
