@@ -8,7 +8,7 @@
 /** Each optional peer and the version range this package is tested with (package.json peerDependencies). */
 export const OPTIONAL_PEERS = {
   '@google-cloud/storage': '^7.22.0',
-  '@duckdb/node-api': '1.5',
+  '@duckdb/node-api': '1.5.5-r.5',
   '@google-cloud/bigquery': '^8',
 } as const;
 

@@ -70,6 +70,30 @@ describe('carrying over a state of the earlier consumer', () => {
     for (const [f, mtime] of before) if (!f.startsWith('state.duckdb') && fs.statSync(path.join(legacyOut, f)).isFile()) expect(fs.statSync(path.join(legacyOut, f)).mtimeMs, f).toBe(mtime);
   });
 
+  it('a state.json it cannot carry over fails the run (exit 2) and is still carried over once it is fixed', async () => {
+    const t = tempDir('consumer-migration-retry');
+    cleanups.push(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    const out = path.join(t.dir, 'out');
+    const fleet = await handBuiltFleet(bucket);
+    const settings = { graceMs: FLEET_GRACE_MS, staleAfterMs: FLEET_STALE_AFTER_MS };
+    await referenceRollup({ source: bucket.dir, out, now: fleet.now, ...settings });
+    const later = await fleet.comeBack();
+    const reference = await referenceRollup({ source: bucket.dir, out, now: later, ...settings });
+    const good = fs.readFileSync(path.join(out, 'state.json'));
+    const args = ['rollup', '--source', bucket.dir, '--out', out, '--now', new Date(later).toISOString(), '--grace', '5m', '--stale-after', '6h'];
+    fs.writeFileSync(path.join(out, 'state.json'), '{"v":9}\n');
+    const bad = await waitExit(spawnCli(args));
+    expect(bad.code, bad.stderr).toBe(2);
+    expect(bad.stderr).toContain('version 9');
+    // The failed run left no run behind: the fixed state.json is carried over, versions and all.
+    fs.writeFileSync(path.join(out, 'state.json'), good);
+    const r = await waitExit(spawnCli(args));
+    expect(r.code, r.stderr).toBe(0);
+    expect(partitionRows(path.join(out, 'hourly'))).toEqual(reference.hourly);
+    expect(fs.existsSync(path.join(out, 'state.json.migrated'))).toBe(true);
+  });
+
   it('refuses a --state that is the earlier JSON state itself (exit 2, nothing written)', async () => {
     const t = tempDir('consumer-migration-refuse');
     cleanups.push(t.cleanup);

@@ -23,7 +23,7 @@ import { renderExternalTables, sourceUri } from '../../sql/bigquery/external-tab
 import { dtFilter, insertValues, partitionDays, sqlString, stageStatements, type NewObject } from '../../sql/bigquery/stage.js';
 import { renderRules, tableName, type RuleParams } from '../../sql/render.js';
 import type { RollupReport } from '../report.js';
-import { rollupSettings, type RollupOptions, type RunSummary } from '../run-rollup.js';
+import { rollupSettings, type RollupOptions, type RunSummary } from '../rollup-options.js';
 import { countQuarantineLines, listSource, readProgressObjects } from '../source-reader.js';
 import { BigQuerySetupError, connectBigQuery, type BigQueryClientOptions, type BigQueryRunner } from './bigquery-client.js';
 import { readBigQueryReport } from './bigquery-report.js';

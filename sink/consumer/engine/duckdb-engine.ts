@@ -243,7 +243,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
       );
     }
     // A state of the earlier consumer beside a new database: carried over by the first run.
-    const legacy = stateFile && !fs.existsSync(stateFile) && isLegacyState(path.join(path.dirname(stateFile), 'state.json')) ? path.join(path.dirname(stateFile), 'state.json') : undefined;
+    let legacy = stateFile && isLegacyState(path.join(path.dirname(stateFile), 'state.json')) ? path.join(path.dirname(stateFile), 'state.json') : undefined;
     try {
       instance = await duck.DuckDBInstance.create(stateFile ?? ':memory:', config);
     } catch (err) {
@@ -255,25 +255,28 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     if (stateFile) fs.chmodSync(stateFile, PRIVATE_FILE_MODE);
     const conn = (connection = await instance.connect());
     registerMeteringFold(duck, conn);
-    let meta: Meta;
-    try {
-      meta = await checkMeta(conn, stateFile ?? ':memory:', options.source);
-    } catch (err) {
-      if (err instanceof StateFileError) throw err;
-      throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
-    }
     const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1, bucket_events: options.bucketEvents ?? DEFAULT_BUCKET_EVENTS };
-    for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
 
-    // One transaction per run: a crash anywhere leaves the database as the previous run left it.
+    // One transaction per run, the tables' creation included: a failure or a crash anywhere leaves
+    // the database as the previous run left it (a first run that fails leaves no tables).
     await conn.run('BEGIN TRANSACTION');
     try {
-      if (legacy) {
+      let meta: Meta;
+      try {
+        meta = await checkMeta(conn, stateFile ?? ':memory:', options.source);
+      } catch (err) {
+        if (err instanceof StateFileError) throw err;
+        throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
+      }
+      for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
+      const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
+      // The earlier consumer's state is carried over into a database that has no run yet.
+      if (legacy && last!.run === null) {
         const carried = await importLegacyState(conn, legacy, options.source);
         log.info({ legacy, ...carried }, 'metering rollup: carrying the earlier consumer\'s state over (published rows and revisions kept; every object is read again)');
-      }
-      const [last] = await rows(conn, 'SELECT COALESCE(MAX(run), 0) AS run FROM metering_runs');
-      const run = num(last!.run!) + 1;
+      } else legacy = undefined;
+      const [afterImport] = legacy ? await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs') : [last];
+      const run = (afterImport!.run === null ? 0 : num(afterImport!.run!)) + 1;
       const params: RuleParams = { ...base, run };
 
       progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
@@ -299,7 +302,11 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
       if (options.out) {
         const reportFile = path.join(options.out, 'report.json');
         // Everything is written again when the outputs are not there (a new --out, a deleted one) or were in another format.
-        const full = meta.format !== format || !fs.existsSync(reportFile);
+        // A run that died between writing partitions and committing may have left partitions this
+        // run does not see as changed (its inputs moved on): the marker says so, and all is rewritten.
+        const pending = path.join(options.out, '.outputs-pending');
+        const full = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pending);
+        await writeFileAtomic(pending, `${run}\n`);
         files = await writeOutputs(conn, options.out, format, full, run);
         if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
         for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
@@ -310,6 +317,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
       // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
       lock?.check();
       await conn.run('COMMIT');
+      if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
       // Kept as a backup, out of the way: the database is the state now.
       if (legacy) await fsp.rename(legacy, `${legacy}.migrated`);
       const summary: RunSummary = { objects_read: loaded.objectsDone, entries_read: loaded.entries, new_revisions: newRevisions, watermark: report.watermark };
