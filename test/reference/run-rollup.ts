@@ -1,1 +1,0 @@
-export * from '../../sink/consumer/run-rollup.js';
