@@ -1,7 +1,7 @@
 /** Flags shared by `metering rollup` and `metering usage`, and how a consumer command reports failure. */
 import { Option, type Command } from 'commander';
 import { openDestination } from '../destinations/open.js';
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS, type RollupOptions } from '../consumer/run-rollup.js';
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS, type RollupOptions } from '../consumer/rollup-options.js';
 import { flagParser } from './flag-parser.js';
 import { EXIT_LOCKED, EXIT_USAGE } from './exit-codes.js';
 import { errorExit, localPath, reportError, requireDirectory, requireWritableFile, UsageError } from './cli-error.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
-import { runRollup } from '../consumer/run-rollup.js';
+import { runRollup } from '../consumer/engine/duckdb-engine.js';
 import { cliLogger } from '../shipper/cli-logger.js';
 import { writeMetricsFile } from '../metrics.js';
 import { validateMetricsFile } from './cli-error.js';

@@ -1,6 +1,6 @@
 /** `metering sql`: prints the billing rules rendered for one SQL dialect, to read or run by hand. */
 import { Option, type Command } from 'commander';
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS } from '../consumer/run-rollup.js';
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_SKEW_MS, DEFAULT_RETAIN_MS, DEFAULT_STALE_AFTER_MS } from '../consumer/rollup-options.js';
 import { DIALECTS, type Dialect } from '../sql/render.js';
 import { renderSqlScript } from '../sql/script.js';
 import { reportError } from './cli-error.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ttyProgress } from '../consumer/progress.js';
-import { runRollup } from '../consumer/run-rollup.js';
+import { runRollup } from '../consumer/engine/duckdb-engine.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { renderUsageHtml } from '../consumer/usage-html.js';
 import { computeUsage, formatUsageTable, USAGE_GROUPS, type UsageGroupBy } from '../consumer/usage.js';
@@ -46,17 +46,19 @@ async function runUsageCommand(flags: UsageFlags): Promise<number> {
     const res = await runRollup({
       ...(await rollupOptionsFromFlags(flags)),
       logger,
+      collectRows: true,
       ...(tty ? { onProgress: tty.onProgress } : {}),
     });
     tty?.done();
-    const table = computeUsage(res.hourly, { by: flags.by, from: flags.from ?? null, to: flags.to ?? null });
+    const hourly = res.rows?.hourly ?? [];
+    const table = computeUsage(hourly, { by: flags.by, from: flags.from ?? null, to: flags.to ?? null });
     if (flags.json) {
       process.stdout.write(JSON.stringify(table, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
     } else {
       process.stdout.write(formatUsageTable(table, res.report.watermark));
     }
     if (flags.html) {
-      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows: res.hourly }), { mode: 0o644 });
+      await writeFileAtomic(flags.html, renderUsageHtml(table, { source: flags.source, watermark: res.report.watermark, generatedAt: res.report.now, rows: hourly }), { mode: 0o644 });
       process.stderr.write(`wrote ${flags.html}\n`);
     }
     return 0;

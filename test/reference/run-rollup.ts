@@ -1,7 +1,8 @@
 /**
- * One rollup run: read new objects, add their entries to the per-id records (ingest.ts), judge
- * them (entry-verdicts.ts), compute the watermark, derive intervals and hourly rows, publish (with
- * revisions), write outputs and state.
+ * The reference model of the consumer (test/reference/README.md): one rollup run in plain
+ * TypeScript. Read new objects, add their entries to the per-id records (ingest.ts), judge them
+ * (entry-verdicts.ts), compute the watermark, derive intervals and hourly rows, publish (with
+ * revisions), write outputs (flat files) and state (state.json).
  *
  * Everything published is a function of the per-id records (whose kept copy does not depend on
  * arrival order) and the watermark, so a re-run with nothing new produces the same outputs, and the order in which
@@ -10,23 +11,21 @@
 import * as path from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../../src/index.js';
-import type { Destination } from '../destinations/destination.js';
-import { openDestination } from '../destinations/open.js';
-import { removeStaleTempFiles, writeFileAtomic, writeNdjsonAtomic } from '../atomic-file.js';
-import { hourlyTotals } from './hourly-rollup.js';
-import { anomaliesOf, counted, reportedNode, type BadObject, type RollupReport } from './report.js';
-import { publish } from './revisions.js';
-import { assertSourceExists, countQuarantineLines, listSource, readLedgerObject, readProgressObjects, type ObjectRead } from './source-reader.js';
-import { acquireStateLock } from './state-lock.js';
-import { emptyState, loadState, pushFinding, saveState } from './state-store.js';
-import { iso, type HourlyRow, type UsageInterval } from './types.js';
-import { computeWatermark, type NodeEvidence } from './watermark.js';
+import { removeStaleTempFiles, writeFileAtomic, writeNdjsonAtomic } from '../../sink/atomic-file.js';
+import { openDestination } from '../../sink/destinations/open.js';
+import type { BadObject, RollupReport } from '../../sink/consumer/report.js';
+import { rollupSettings, type RollupOptions, type RunSummary } from '../../sink/consumer/rollup-options.js';
+import { assertSourceExists, countQuarantineLines, listSource, readLedgerObject, readProgressObjects, type ObjectRead } from '../../sink/consumer/source-reader.js';
+import { acquireStateLock } from '../../sink/consumer/state-lock.js';
+import { iso, type HourlyRow, type UsageInterval } from '../../sink/consumer/types.js';
 import { deriveIntervals } from './derive-intervals.js';
 import { judgeEntries } from './entry-verdicts.js';
+import { hourlyTotals } from './hourly-rollup.js';
 import { addCopy, type Arrival } from './ingest.js';
-import { rollupSettings, type RollupOptions, type RunSummary } from './rollup-options.js';
-
-export * from './rollup-options.js';
+import { anomaliesOf, counted, reportedNode } from './report-items.js';
+import { publish } from './revisions.js';
+import { emptyState, loadState, pushFinding, saveState } from './state-store.js';
+import { computeWatermark, type NodeEvidence } from './watermark.js';
 
 export interface RollupResult {
   intervals: UsageInterval[];

@@ -10,7 +10,7 @@ import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { segmentCreatedAt, serializeEntry, describeKind, type LedgerEntry, type Logger } from '../../../src/index.js';
 import type { Destination } from '../../destinations/destination.js';
 import type { BadObject } from '../report.js';
-import type { RollupProgress } from '../run-rollup.js';
+import type { RollupProgress } from '../rollup-options.js';
 import { countQuarantineLines, readLedgerObject, type ListedObject, type ObjectRead } from '../source-reader.js';
 
 export interface LoadResult {
