@@ -26,6 +26,7 @@ describe('the engine agrees with the reference model', () => {
     const t = tempDir('consumer-duck');
     cleanups.push(t.cleanup);
     const twin = twinRollup(runRollup, runEngine);
+    cleanups.push(twin.cleanup);
     const bucket = new TestBucket(path.join(t.dir, 'bucket'));
     const out = path.join(t.dir, 'out');
     const fleet = await handBuiltFleet(bucket);
@@ -97,8 +98,8 @@ describe('the engine agrees with the reference model on random fleets', () => {
     await fc.assert(
       fc.asyncProperty(arbFleet, async (f) => {
         const t = tempDir('consumer-duck-prop');
+        const twin = twinRollup(runRollup, runEngine);
         try {
-          const twin = twinRollup(runRollup, runEngine);
           const bucket = new TestBucket(path.join(t.dir, 'bucket'));
           const out = path.join(t.dir, 'out');
           const writers = new Map<string, TestWriter>();
@@ -158,6 +159,7 @@ describe('the engine agrees with the reference model on random fleets', () => {
           }
           expect(twin.comparisons()).toBe(f.runs);
         } finally {
+          twin.cleanup();
           t.cleanup();
         }
       }),
