@@ -67,7 +67,7 @@ export async function readParquetOutputs(out: string): Promise<Outputs> {
       const rows: T[] = [];
       for (const [i, file] of partitionFiles(out, output, 'parquet').entries()) {
         const json = path.join(t.dir, `${output}-${i}.ndjson`);
-        await conn.run(`COPY (SELECT * FROM read_parquet('${file.replaceAll("'", "''")}')) TO '${json.replaceAll("'", "''")}' (FORMAT json)`);
+        await conn.run(`COPY (SELECT * FROM read_parquet('${file.replaceAll("'", "''")}', hive_partitioning = false)) TO '${json.replaceAll("'", "''")}' (FORMAT json)`);
         rows.push(...ndjson<T>(json));
       }
       return rows;
