@@ -230,7 +230,7 @@ async function ship(lay: Layout, commands: Set<string>): Promise<void> {
 
 async function rollup(lay: Layout, commands: Set<string>): Promise<void> {
   if (!commands.has('rollup')) missing('rollup');
-  const args = ['rollup', '--source', lay.bucket, '--out', lay.rollup, '--state', path.join(lay.rollup, 'state.json'), '--grace', '0s'];
+  const args = ['rollup', '--source', lay.bucket, '--out', lay.rollup, '--state', path.join(lay.rollup, 'state.duckdb'), '--grace', '0s'];
   const r = await runMetering(args);
   if (r.code !== 0) throw new DemoError(`metering ${args.join(' ')} exited ${r.code}:\n${r.stderr || r.stdout}`);
   console.log(indent(r.stdout));
@@ -241,7 +241,7 @@ async function usage(lay: Layout, commands: Set<string>, dayStart: number): Prom
   const from = new Date(dayStart).toISOString();
   const to = new Date(dayStart + 86_400_000).toISOString();
   // Same source string and state as the rollup: usage reads incrementally (nothing new here).
-  const common = ['usage', '--source', lay.bucket, '--state', path.join(lay.rollup, 'state.json'), '--from', from, '--to', to];
+  const common = ['usage', '--source', lay.bucket, '--state', path.join(lay.rollup, 'state.duckdb'), '--from', from, '--to', to];
   const tables: string[] = [];
   for (const args of [[...common, '--html', lay.html], [...common, '--by', 'node']]) {
     const r = await runMetering(args);

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { renderRules, runSqlRollup, type RuleParams, type SqlSession } from 'metering-ledger/sink';
+import { renderRules, runRollup, type RuleParams, type SqlSession } from 'metering-ledger/sink';
 import { TestBucket } from './support/consumer-bucket.js';
 import { FLEET_GRACE_MS, FLEET_STALE_AFTER_MS, handBuiltFleet } from './support/twin-fleet.js';
 import { haveTool } from './support/tools.js';
@@ -84,7 +84,7 @@ describe('sqlglot transpilation of the BigQuery rendering', () => {
         ).catch((err: Error) => [{ n: `not comparable: ${err.message.split('\n')[0]}`, rows: 0 }]);
         verdicts.push(String(diff!.n) === '0' ? `equal (${String(diff!.rows)} rows)` : `differs: ${String(diff!.n)}`);
       };
-      await runSqlRollup({ source: bucket.dir, state, now, graceMs: FLEET_GRACE_MS, staleAfterMs: FLEET_STALE_AFTER_MS, onStatement });
+      await runRollup({ source: bucket.dir, state, now, graceMs: FLEET_GRACE_MS, staleAfterMs: FLEET_STALE_AFTER_MS, onStatement });
     };
 
     await runOnce(fleet.now, 1);
