@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { serializeEntry, ulid, type LedgerEntry } from 'metering-ledger';
-import { LocalDirDestination, nodeProgressName, objectName, runRollup } from 'metering-ledger/sink';
+import { LocalDirDestination, nodeProgressName, objectName } from 'metering-ledger/sink';
+import { runRollup } from '../test/reference/run-rollup.js';
 
 const VMS = Number(process.argv[2] ?? 2000);
 const DAYS = Number(process.argv[3] ?? 3);
