@@ -35,10 +35,10 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
   cmd
     .requiredOption('--source <url>', 'where the shippers upload: gs://bucket/prefix, file:///dir or a directory path')
     .option('--endpoint <url>', 'GCS only: API endpoint (a test server); STORAGE_EMULATOR_HOST is honoured too');
-  if (outRequired) cmd.requiredOption('--out <dir>', 'directory for intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json');
-  else cmd.option('--out <dir>', 'also write intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json here (and keep state)');
+  if (outRequired) cmd.requiredOption('--out <dir>', 'directory for the outputs (hourly/, intervals/, revisions/ partitions by day and report.json) and, by default, state.duckdb');
+  else cmd.option('--out <dir>', 'also write the outputs (hourly/, intervals/, revisions/ partitions and report.json) here (and keep state.duckdb)');
   return cmd
-    .option('--state <file>', 'state file that makes runs incremental (default: <out>/state.json; without --out and --state nothing is kept)')
+    .option('--state <file>', 'state database that makes runs incremental (default: <out>/state.duckdb; without --out and --state nothing is kept)')
     .addOption(new Option('--grace <duration>', 'subtracted from the watermark: uploads still in flight').argParser(durationFlag).default(DEFAULT_GRACE_MS, formatDuration(DEFAULT_GRACE_MS)))
     .addOption(
       new Option('--stale-after <duration>', 'a node silent for longer stops holding the watermark; its open intervals end at the last evidence').argParser(durationFlag).default(DEFAULT_STALE_AFTER_MS, formatDuration(DEFAULT_STALE_AFTER_MS)),
@@ -74,7 +74,7 @@ export function validateConsumerFlags(flags: ConsumerFlags & { from?: Date; to?:
   if (src !== undefined) {
     requireDirectory('--source', flags.source, src, { mustExist: true, hint: 'point --source at the bucket directory the shippers upload to (it holds ledger/ and nodes/)' });
   }
-  if (flags.out) requireDirectory('--out', flags.out, flags.out, { mustExist: false, hint: '--out is a directory for intervals.ndjson, hourly.ndjson, revisions.ndjson and report.json' });
+  if (flags.out) requireDirectory('--out', flags.out, flags.out, { mustExist: false, hint: '--out is a directory for the hourly/, intervals/ and revisions/ partitions and report.json' });
   if (flags.state) requireWritableFile('--state', flags.state, { parentMayBeMissing: true });
   if (flags.html) requireWritableFile('--html', flags.html);
   if (flags.from && flags.to && flags.from.getTime() >= flags.to.getTime()) {
