@@ -46,7 +46,7 @@ describe('BigQuery rendering of the rules', () => {
       'SELEC 1',
       duckOnly,
       // A real rendered statement with one slip.
-      renderRules('bigquery', PARAMS[0]!).find((x) => x.file === '70_publish.sql')!.sql.replace('FULL OUTER JOIN', 'FULL OUTER JOIN JOIN'),
+      renderRules('bigquery', PARAMS[0]!).find((x) => x.file === '70_hourly.sql' && x.sql.includes('FULL OUTER JOIN'))!.sql.replace('FULL OUTER JOIN', 'FULL OUTER JOIN JOIN'),
     ];
     expect(parse(broken).map((r) => r.ok)).toEqual(broken.map(() => false));
   });
