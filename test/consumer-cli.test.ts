@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileRecorder, KINDS, REASONS } from 'metering-ledger';
-import { lockState, type HourlyRow, type RollupReport } from 'metering-ledger/sink';
+import { lockState } from 'metering-ledger/sink';
+import { readOutputs } from './support/read-outputs.js';
 import { tempDir } from './support/tmp.js';
 import { cliError } from './support/cli-error.js';
 
@@ -62,10 +63,11 @@ describe('metering rollup / usage CLI', () => {
     const res = await metering(['rollup', '--source', bucket, '--out', out, '--now', NOW, '--grace', '5m']);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/read 1 new objects, 7 entries/);
-    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as RollupReport;
+    const { report, hourly } = readOutputs(out);
     expect(report.duplicate_stops.count).toBe(1);
     expect(report.seq_gaps.missing).toBe(0);
-    const hourly = fs.readFileSync(path.join(out, 'hourly.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as HourlyRow);
+    // The engine's state database, private like every consumer file.
+    expect(fs.statSync(path.join(out, 'state.duckdb')).mode & 0o777).toBe(0o600);
     expect(hourly.filter((r) => r.family === 'vm.compute').map((r) => [r.hour.slice(11, 13), r.ms])).toEqual([
       ['01', 1_800_000],
       ['02', 3_600_000],
@@ -76,7 +78,7 @@ describe('metering rollup / usage CLI', () => {
 
   it('usage prints exact vCPU-hours and GiB-hours and writes a self-contained HTML report', async () => {
     const html = path.join(root, 'usage.html');
-    const res = await metering(['usage', '--source', bucket, '--state', path.join(out, 'state.json'), '--now', NOW, '--html', html]);
+    const res = await metering(['usage', '--source', bucket, '--state', path.join(out, 'state.duckdb'), '--now', NOW, '--html', html]);
     expect(res.code, res.stderr).toBe(0);
     const line = (key: string): string[] => res.stdout.split('\n').find((l) => l.startsWith(key + ' '))!.trim().split(/\s+/);
     expect(line('vm-a')).toEqual(['vm-a', 'vm', '3.000', '6.000', '30.000']);
@@ -91,7 +93,7 @@ describe('metering rollup / usage CLI', () => {
   });
 
   it('a second run while one holds the state lock is refused (exit 3) with a clear message', async () => {
-    const release = await lockState(path.join(out, 'state.json'));
+    const release = await lockState(path.join(out, 'state.duckdb'));
     try {
       const res = await metering(['rollup', '--source', bucket, '--out', out, '--now', NOW]);
       expect(res.code).toBe(3);

@@ -1,15 +1,15 @@
 /**
- * The DuckDB twin (runSqlRollup: the rules of sink/sql/rules rendered for DuckDB, contract v2's
- * machine as the metering_fold UDF) and the TypeScript consumer (runRollup) must agree on every
- * interval, every hourly row with its version, every revision and the whole report: on a
- * hand-built fleet, over several runs, and on random fleets split over random runs.
+ * The engine (runRollup of metering-ledger/sink: the rules of sink/sql/rules rendered for DuckDB,
+ * contract v2's machine as the metering_fold UDF) and the reference model (test/reference/) must
+ * agree on every interval, every hourly row with its version, every revision and the whole
+ * report: on a hand-built fleet, over several runs, and on random fleets split over random runs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
-import { runRollup as runSqlRollup } from 'metering-ledger/sink';
+import { runRollup as runEngine } from 'metering-ledger/sink';
 import { runRollup } from './reference/run-rollup.js';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { twinRollup } from './support/twin.js';
@@ -21,11 +21,12 @@ afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
 
-describe('DuckDB twin agrees with the TypeScript rollup', () => {
+describe('the engine agrees with the reference model', () => {
   it('on a fleet with duplicates, orphans, baselines, several nodes, a stale node and gzip objects, over three runs', async () => {
     const t = tempDir('consumer-duck');
     cleanups.push(t.cleanup);
-    const twin = twinRollup(runRollup, runSqlRollup);
+    const twin = twinRollup(runRollup, runEngine);
+    cleanups.push(twin.cleanup);
     const bucket = new TestBucket(path.join(t.dir, 'bucket'));
     const out = path.join(t.dir, 'out');
     const fleet = await handBuiltFleet(bucket);
@@ -92,13 +93,13 @@ const arbFleet = fc.record({
   retainMs: fc.constantFrom(2 * HOUR, 12 * HOUR, 7 * DAY),
 });
 
-describe('DuckDB twin agrees with the TypeScript rollup on random fleets', () => {
+describe('the engine agrees with the reference model on random fleets', () => {
   it('multi-node handoffs, clock offsets, duplicates, conflicting copies, seq conflicts, skew, progress faults, runs split at random points (property)', async () => {
     await fc.assert(
       fc.asyncProperty(arbFleet, async (f) => {
         const t = tempDir('consumer-duck-prop');
+        const twin = twinRollup(runRollup, runEngine);
         try {
-          const twin = twinRollup(runRollup, runSqlRollup);
           const bucket = new TestBucket(path.join(t.dir, 'bucket'));
           const out = path.join(t.dir, 'out');
           const writers = new Map<string, TestWriter>();
@@ -158,6 +159,7 @@ describe('DuckDB twin agrees with the TypeScript rollup on random fleets', () =>
           }
           expect(twin.comparisons()).toBe(f.runs);
         } finally {
+          twin.cleanup();
           t.cleanup();
         }
       }),

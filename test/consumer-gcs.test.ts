@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileRecorder, KINDS, REASONS } from 'metering-ledger';
 import { runRollup } from 'metering-ledger/sink';
+import { readOutputs } from './support/read-outputs.js';
 import { startGcsServer, type GcsTestServer } from './support/gcs-server.js';
 import { tempDir } from './support/tmp.js';
 
@@ -52,11 +53,10 @@ describe('consumer over GCS', () => {
 
     const { stdout } = await metering(['rollup', '--source', 'gs://ledgers/fleet/eu', '--endpoint', server.url, '--out', path.join(root, 'out-gcs'), '--now', NOW]);
     expect(stdout).toMatch(/read 1 new objects, 13 entries/);
-    const local = await runRollup({ source: path.join(root, 'bucket'), now: Date.parse(NOW) });
-    const gcsHourly = fs.readFileSync(path.join(root, 'out-gcs', 'hourly.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
-    const gcsIntervals = fs.readFileSync(path.join(root, 'out-gcs', 'intervals.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const local = (await runRollup({ source: path.join(root, 'bucket'), now: Date.parse(NOW), collectRows: true })).rows!;
+    const gcs = readOutputs(path.join(root, 'out-gcs'));
     expect(local.intervals).toHaveLength(5);
-    expect(gcsIntervals).toEqual(local.intervals);
-    expect(gcsHourly).toEqual(local.hourly);
+    expect(gcs.intervals).toEqual(local.intervals);
+    expect(gcs.hourly).toEqual(local.hourly);
   });
 });

@@ -5,15 +5,31 @@
  *  - splitting the input over any number of runs gives the same values as one run;
  *  - with per-node clock offsets (up to ±5 s) and VMs migrating between nodes, every resource is
  *    billed its true running time within the sum of the clock offsets of the events involved.
+ * The properties are stated on the reference model (test/reference/); every run goes through the
+ * twin (test/support/twin.ts), so the engine runs the same random fleets on exactly what the
+ * reference saw and must return identical intervals, hourly rows, revisions and report.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
-import { runRollup, type RollupResult } from 'metering-ledger/sink';
+import { runRollup as runEngine } from 'metering-ledger/sink';
+import { runRollup as runReference, type RollupResult } from './reference/run-rollup.js';
+import { twinRollup } from './support/twin.js';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { tempDir } from './support/tmp.js';
+
+const twin = twinRollup(runReference, runEngine);
+const runRollup = twin.run;
+afterAll(() => {
+  // Every property's runs were compared (the numbers of runs below, each at least once).
+  expect(twin.comparisons()).toBeGreaterThan(40 + 2 * 25 + 25 + 2 * 40 + 2 * 10);
+  twin.cleanup();
+});
+
+/** Every run also runs the engine (a DuckDB database per run): the properties take minutes, not seconds. */
+const TWIN_TIMEOUT_MS = 600_000;
 
 const KINDS = ['vm.compute.start', 'vm.compute.stop', 'vm.compute.running', 'vm.storage.start', 'vm.storage.stop', 'snap.storage.start', 'snap.storage.stop'] as const;
 const NOW = T0 + 12 * HOUR;
@@ -97,7 +113,7 @@ describe('consumer properties', () => {
       ),
       { numRuns: 40 },
     );
-  });
+  }, TWIN_TIMEOUT_MS);
 
   it('input order and duplication do not change the output', async () => {
     await fc.assert(
@@ -131,7 +147,7 @@ describe('consumer properties', () => {
       ),
       { numRuns: 25 },
     );
-  });
+  }, TWIN_TIMEOUT_MS);
 
   it('splitting the input over any number of runs gives the same values as one run', async () => {
     await fc.assert(
@@ -159,7 +175,7 @@ describe('consumer properties', () => {
       ),
       { numRuns: 25 },
     );
-  });
+  }, TWIN_TIMEOUT_MS);
 });
 
 /** Final rows withdrawn (ms 0) by a revision: they exist only in a split run, as explicit zeros. */
@@ -255,7 +271,7 @@ describe('consumer properties: migrations under clock offsets', () => {
       ),
       { numRuns: 40 },
     );
-  });
+  }, TWIN_TIMEOUT_MS);
 
   it('conflicting copies of an id resolve to the copy at the smallest (object, offset), however the objects are split over runs', async () => {
     await fc.assert(
@@ -293,7 +309,7 @@ describe('consumer properties: migrations under clock offsets', () => {
       ),
       { numRuns: 10 },
     );
-  });
+  }, TWIN_TIMEOUT_MS);
 });
 
 async function listNames(dir: string): Promise<string[]> {

@@ -8,7 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileRecorder, KINDS, REASONS, type LedgerEntry } from 'metering-ledger';
-import { LocalDirDestination, runRollup, type HourlyRow, type NodeProgress, type RollupOptions, type RollupReport } from 'metering-ledger/sink';
+import { LocalDirDestination, type HourlyRow, type NodeProgress, type RollupOptions, type RollupReport } from 'metering-ledger/sink';
+import { runRollup } from './reference/run-rollup.js';
+import { readOutputs } from './support/read-outputs.js';
 import { FlakyDestination } from './support/flaky-destination.js';
 import { at, GiB, HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { spawnCli, waitExit } from './support/spawn.js';
@@ -239,10 +241,10 @@ describe('billing rules v2 through the real recorder, shipper and rollup process
     expect(shipped.code, shipped.stderr).toBe(0);
     const rolled = await metering(['rollup', '--source', bucket, '--out', path.join(t.dir, 'out'), '--now', new Date(now).toISOString(), '--grace', '0s']);
     expect(rolled.code, rolled.stderr).toBe(0);
-    const report = JSON.parse(fs.readFileSync(path.join(t.dir, 'out', 'report.json'), 'utf8')) as RollupReport;
+    // The CLI runs the engine: partitioned outputs (test/support/read-outputs.ts).
+    const { report, hourly } = readOutputs(path.join(t.dir, 'out'));
     expect(report.node_mismatches.count).toBe(1);
     expect(report.nodes.map((n) => n.stale)).toEqual([false]);
-    const hourly = fs.readFileSync(path.join(t.dir, 'out', 'hourly.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as HourlyRow);
     const billed = msOf(hourly, 'vm-a');
     // Billed up to the watermark (the shipper's trusted report time): 8.9 h minus at most the run's own seconds.
     expect(billed).toBeGreaterThan(8.8 * HOUR);

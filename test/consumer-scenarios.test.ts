@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runRollup, type HourlyRow, type RollupOptions } from 'metering-ledger/sink';
+import type { HourlyRow, RollupOptions } from 'metering-ledger/sink';
+import { runRollup } from './reference/run-rollup.js';
 import { at, HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { tempDir } from './support/tmp.js';
 

@@ -1,20 +1,21 @@
 /**
- * Every scenario of the TypeScript consumer, replayed through the DuckDB twin: runRollup is wrapped
- * so that each call also runs runSqlRollup on exactly what that call saw (same listing, same reads,
- * same injected faults, its own state database per state file) and asserts that both agree on
- * intervals, hourly rows with versions, revisions and the report. The scenarios' own assertions run
- * unchanged on the TypeScript results.
+ * Every scenario of the reference model, replayed through the engine: the reference's runRollup is
+ * wrapped so that each call also runs the engine (runRollup of metering-ledger/sink) on exactly
+ * what that call saw (same listing, same reads, same injected faults, its own state database per
+ * state file) and asserts that both agree on intervals, hourly rows with versions, revisions and
+ * the report. The scenarios' own assertions run unchanged on the reference's results.
  */
 import { afterAll, expect, vi } from 'vitest';
 
 const counter = vi.hoisted(() => ({ comparisons: (): number => 0 }));
 
-vi.mock('metering-ledger/sink', async (importOriginal) => {
-  const real = await importOriginal<typeof import('metering-ledger/sink')>();
+vi.mock('./reference/run-rollup.js', async (importOriginal) => {
+  const reference = await importOriginal<typeof import('./reference/run-rollup.js')>();
+  const { runRollup: engine } = await import('metering-ledger/sink');
   const { twinRollup } = await import('./support/twin.js');
-  const twin = twinRollup(real.runRollup, real.runSqlRollup);
+  const twin = twinRollup(reference.runRollup, engine);
   counter.comparisons = twin.comparisons;
-  return { ...real, runRollup: twin.run };
+  return { ...reference, runRollup: twin.run };
 });
 
 await import('./consumer-scenarios.test.js');

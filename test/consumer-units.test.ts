@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { computeUsage, formatRatio, memGibHours, splitByHour, type HourlyRow } from 'metering-ledger/sink';
-import { SeqTracker } from '../sink/consumer/seq-tracker.js';
+import { SeqTracker } from './reference/seq-tracker.js';
 
 const HOUR = 3_600_000;
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoDayStart } from '../examples/demo-plan.js';
 import { expectedBill, type Totals } from './support/demo-bill.js';
+import { readOutputs } from './support/read-outputs.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const DEMO = path.join(REPO, 'examples', 'demo.ts');
@@ -79,19 +80,14 @@ describe('npm run demo', () => {
   });
 
   it('the rollup found a clean ledger: no orphans, duplicates or gaps, and the delete race recorded one stop', () => {
-    const report = JSON.parse(fs.readFileSync(path.join(dir, 'rollup', 'report.json'), 'utf8')) as Record<string, { count?: number; missing?: number }>;
+    const { report, intervals } = readOutputs(path.join(dir, 'rollup'));
     expect(report.orphan_stops!.count).toBe(0);
     expect(report.duplicate_starts!.count).toBe(0);
     expect(report.duplicate_stops!.count).toBe(0);
     expect(report.seq_gaps!.missing).toBe(0);
     expect(result.stdout.match(/removed snapshot ci-golden/g)).toHaveLength(1);
     expect(result.stdout.match(/snapshot ci-golden is already gone; nothing recorded/g)).toHaveLength(1);
-    const stops = fs
-      .readFileSync(path.join(dir, 'rollup', 'intervals.ndjson'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { resource_id: string })
-      .filter((iv) => iv.resource_id === 'ci-golden');
+    const stops = intervals.filter((iv) => iv.resource_id === 'ci-golden');
     expect(stops).toHaveLength(1);
   });
 

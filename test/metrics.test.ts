@@ -203,7 +203,8 @@ describe('--metrics-file (textfile collector) for the batch commands', () => {
     const out = path.join(root, 'out-fail');
     expect((await waitExit(spawnCli(['rollup', '--source', bucket, '--out', out, '--now', '2026-11-21T00:00:00Z', '--metrics-file', prom]))).code).toBe(0);
     const before = /^metering_rollup_last_success_timestamp_seconds (\S+)$/m.exec(fs.readFileSync(prom, 'utf8'))?.[1];
-    fs.writeFileSync(path.join(out, 'state.json'), '{"not": "a state"\n');
+    // The engine's state database, overwritten with something that is not one: fail closed.
+    fs.writeFileSync(path.join(out, 'state.duckdb'), '{"not": "a state"\n');
     const r = await waitExit(spawnCli(['rollup', '--source', bucket, '--out', out, '--now', '2026-11-21T00:00:00Z', '--metrics-file', prom]));
     expect(r.code).toBe(2);
     const text = fs.readFileSync(prom, 'utf8');

@@ -275,6 +275,15 @@ rec.close();
     expect((await exec(process.execPath, ['record.mjs'], app)).code).toBe(0);
     const shipped = await metering(['ship', '--once', '--ledger-dir', ledger, '--dest', bucket, '--node', 'node-1']);
     expect(shipped.code, shipped.stderr).toBe(0);
+    // The consumer's engine is an optional peer: without it, rollup says what to install (exit 2, nothing written).
+    const bare = await metering(['rollup', '--source', bucket, '--out', path.join(app, 'usage'), '--now', '2026-11-21T00:00:00Z']);
+    expect(bare.code, bare.stderr).toBe(2);
+    expect(cliError(bare.stderr).hint).toMatch(/^npm install @duckdb\/node-api@/);
+    expect(fs.existsSync(path.join(app, 'usage'))).toBe(false);
+    // Installed at the version this repository tests with (the hint's own command is checked below).
+    const duckdb = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@duckdb/node-api']!;
+    const added = await npm(['install', `@duckdb/node-api@${duckdb}`], app);
+    expect(added.code, added.stderr).toBe(0);
     const rolled = await metering(['rollup', '--source', bucket, '--out', path.join(app, 'usage'), '--now', '2026-11-21T00:00:00Z']);
     expect(rolled.code, rolled.stderr).toBe(0);
     const usage = await metering(['usage', '--source', bucket, '--now', '2026-11-21T00:00:00Z', '--json']);
@@ -286,6 +295,24 @@ rec.close();
   it('--version and --help of every command', async () => {
     await checkHelp(metering, version);
   }, 120_000);
+
+  it("the install hint of a rollup without @duckdb/node-api is a command that works", async () => {
+    const bare = path.join(root, 'bare-app');
+    fs.mkdirSync(bare);
+    fs.writeFileSync(path.join(bare, 'package.json'), JSON.stringify({ name: 'consumer-app', version: '1.0.0', type: 'module', private: true }));
+    expect((await npm(['install', tarball], bare)).code).toBe(0);
+    const bucket = path.join(bare, 'bucket');
+    fs.mkdirSync(bucket);
+    const bin = path.join(bare, 'node_modules', '.bin', 'metering');
+    const missing = await exec(process.execPath, [bin, 'rollup', '--source', bucket, '--out', path.join(bare, 'out')], bare);
+    expect(missing.code, missing.stderr).toBe(2);
+    const hint = cliError(missing.stderr).hint!;
+    expect(hint).toMatch(/^npm install @duckdb\/node-api@\S+$/);
+    const installed = await npm(hint.split(' ').slice(1), bare);
+    expect(installed.code, `${hint}: ${installed.stderr}`).toBe(0);
+    const rolled = await exec(process.execPath, [bin, 'rollup', '--source', bucket, '--out', path.join(bare, 'out')], bare);
+    expect(rolled.code, rolled.stderr).toBe(0);
+  }, 180_000);
 
   it('each bad input: its message, exit 2, nothing written; gs:// says what to install', async () => {
     const bucket = path.join(app, 'bucket');

@@ -1,12 +1,10 @@
 /** report.json: everything a run found, cumulative over all runs of one state, in a stable order. */
-import type { NodeStatus } from './watermark.js';
-import type { SeqGap } from './seq-tracker.js';
-import type { EntryFinding, InvalidLineFinding } from './state-store.js';
+import type { EntryFinding, InvalidLineFinding, NodeStatus, SeqGap } from './findings.js';
 import type { TimelineAnomaly, UsageInterval } from './types.js';
 
 export interface Counted<T> {
   count: number;
-  /** At most 1000 items; `count` is exact. */
+  /** At most MAX_FINDINGS (1000) items; `count` is exact. */
   items: T[];
 }
 
@@ -59,18 +57,3 @@ export interface RollupReport {
 
 /** A node as report.json shows it (the trusted time as ISO `updated_at`). */
 export type ReportedNode = Omit<NodeStatus, 'trusted_complete_through'>;
-
-export function reportedNode({ trusted_complete_through: _, ...shown }: NodeStatus): ReportedNode {
-  return shown;
-}
-
-const CAP = 1000;
-
-export function counted<T>(items: readonly T[], count = items.length): Counted<T> {
-  return { count, items: items.slice(0, CAP) };
-}
-
-export function anomaliesOf(all: readonly TimelineAnomaly[], type: TimelineAnomaly['type']): Counted<TimelineAnomaly> {
-  const items = all.filter((a) => a.type === type).sort((a, b) => (a.emitted_at < b.emitted_at ? -1 : a.emitted_at > b.emitted_at ? 1 : a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
-  return counted(items);
-}

@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LocalDirDestination } from 'metering-ledger/sink';
+import { filesUnder, partitionFiles } from '../support/read-outputs.js';
 import { checkExactlyOnce, shippedObjects } from '../support/shipped.js';
 import { fillDisk, mountTmpfs } from '../support/tmpfs.js';
 import { acknowledgedIds, checkPipeline, drainOnce, removeRoot, runConsumer, sampleRss, sleep, startShipperProcess, startWriter, tempRoot, until, writerStats, type FaultResult, type WriterProcess } from './support.js';
@@ -234,9 +235,9 @@ async function consumerOut(p: DiskFullParams, scenario: string, root: string, tm
     if (/at .*\.ts:\d+/.test(full.exit.stderr)) violations.push('the failure printed a stack trace instead of a message');
     const leftovers = tempFiles(tmpfs);
     if (leftovers.length) violations.push(`temp files left after the failed run: ${leftovers.join(', ')}`);
-    // Any output file present is whole (complete JSON lines / a complete report).
+    // Any output file present is whole (complete JSON lines / a complete report); the state database is DuckDB's to keep whole.
     if (fs.existsSync(out)) {
-      for (const f of fs.readdirSync(out)) {
+      for (const f of filesUnder(out).filter((rel) => !rel.startsWith('state.duckdb'))) {
         const text = fs.readFileSync(path.join(out, f), 'utf8');
         try {
           if (f.endsWith('.ndjson')) {
@@ -257,10 +258,9 @@ async function consumerOut(p: DiskFullParams, scenario: string, root: string, tm
     if (later.report.entries_read !== acked.length) violations.push(`later rollup read ${later.report.entries_read} entries, ${acked.length} acknowledged`);
     lost = Math.max(0, acked.length - later.report.entries_read);
     duplicated = later.report.duplicates;
-    for (const f of ['intervals.ndjson', 'hourly.ndjson']) {
-      const a = fs.readFileSync(path.join(out, f), 'utf8');
-      const b = fs.readFileSync(path.join(root, 'reference', f), 'utf8');
-      if (a !== b) violations.push(`${f} after the failed runs differs from a run that never failed`);
+    for (const output of ['intervals', 'hourly'] as const) {
+      const bytes = (dir: string): string => partitionFiles(dir, output).map((f) => `${path.relative(dir, f)}\n${fs.readFileSync(f, 'utf8')}`).join('');
+      if (bytes(out) !== bytes(path.join(root, 'reference'))) violations.push(`${output} partitions after the failed runs differ from a run that never failed`);
     }
   }
   return { scenario, runs: p.fills, entries: acked.length, lost, duplicated, maxRssMb: 0, notes: [`${failures} rollups failed cleanly on a full --out, then one succeeded with the same outputs as an undisturbed run`], violations };

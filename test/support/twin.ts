@@ -1,8 +1,8 @@
 /**
- * Runs the DuckDB twin (runSqlRollup) beside the TypeScript consumer (runRollup) on exactly what
- * the TypeScript run saw, and asserts they agree. What the TypeScript run listed and read is
- * recorded and replayed to the twin, so injected faults (a 503 on a progress object) hit both, and
- * the twin keeps its own state database per TypeScript state file.
+ * Runs the engine (runRollup of metering-ledger/sink) beside the reference model (test/reference/)
+ * on exactly what the reference run saw, and asserts they agree. What the reference run listed and
+ * read is recorded and replayed to the engine, so injected faults (a 503 on a progress object) hit
+ * both, and the engine keeps its own state database per reference state file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -92,7 +92,7 @@ export function comparable(r: RollupResult): unknown {
 }
 
 /** A runRollup that also runs the twin and asserts agreement (for vi.mock of 'metering-ledger/sink'). */
-export function twinRollup(runRollup: typeof RunReference, runEngine: typeof RunEngine): { run: typeof RunReference; comparisons: () => number } {
+export function twinRollup(runRollup: typeof RunReference, runEngine: typeof RunEngine): { run: typeof RunReference; comparisons: () => number; cleanup: () => void } {
   const twinRoot = tempDir('twin-state');
   const twinStates = new Map<string, string>();
   let comparisons = 0;
@@ -126,5 +126,5 @@ export function twinRollup(runRollup: typeof RunReference, runEngine: typeof Run
     comparisons++;
     return ts;
   };
-  return { run, comparisons: () => comparisons };
+  return { run, comparisons: () => comparisons, cleanup: twinRoot.cleanup };
 }

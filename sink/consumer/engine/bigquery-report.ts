@@ -6,8 +6,7 @@
 import type { Family } from '../../../src/index.js';
 import { tableName } from '../../sql/render.js';
 import type { BadObject, Counted, RollupReport } from '../report.js';
-import type { SeqGap } from '../seq-tracker.js';
-import type { EntryFinding, InvalidLineFinding } from '../state-store.js';
+import type { EntryFinding, InvalidLineFinding, SeqGap } from '../findings.js';
 import { iso, type TimelineAnomaly } from '../types.js';
 
 const CAP = 1000;

@@ -5,8 +5,7 @@
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Family, Reason } from '../../../src/index.js';
 import type { Counted, RollupReport } from '../report.js';
-import type { SeqGap } from '../seq-tracker.js';
-import type { EntryFinding, InvalidLineFinding } from '../state-store.js';
+import type { EntryFinding, InvalidLineFinding, SeqGap } from '../findings.js';
 import { iso, type HourlyRow, type TimelineAnomaly, type UsageInterval } from '../types.js';
 import { HOURLY_ORDER, INTERVAL_ORDER } from '../outputs/partitions.js';
 

@@ -16,8 +16,8 @@
 import { describeKind, type Family } from '../../src/index.js';
 import type { IdRecord, KeptEntry } from './ingest.js';
 import { SeqTracker } from './seq-tracker.js';
-import type { EntryFinding } from './state-store.js';
-import type { FoldEvent } from './timeline-fold.js';
+import type { EntryFinding } from '../../sink/consumer/findings.js';
+import type { FoldEvent } from '../../sink/consumer/timeline-fold.js';
 
 export const resourceKey = (family: Family, id: string): string => `${family}\u0000${id}`;
 

@@ -4,20 +4,12 @@
  * upstream. Coverage is kept as disjoint ranges, so it costs a few numbers per writer, not one
  * per entry; it also identifies an entry seen before after its id has left the dedup window.
  */
+import type { SeqGap } from '../../sink/consumer/findings.js';
 
 export interface WriterCoverage {
   node: string;
   /** Sorted, disjoint, non-adjacent inclusive ranges [lo, hi]. */
   ranges: [number, number][];
-}
-
-export interface SeqGap {
-  writer: string;
-  node: string;
-  /** Inclusive ranges of missing seq numbers. */
-  missing: [number, number][];
-  /** Seq numbers missing in total. */
-  count: number;
 }
 
 export class SeqTracker {

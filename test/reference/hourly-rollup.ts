@@ -5,8 +5,8 @@
  * who can do them exactly (see usage.ts).
  */
 import type { Family } from '../../src/index.js';
-import { splitByHour } from './hour-split.js';
-import type { UsageInterval } from './types.js';
+import { splitByHour } from '../../sink/consumer/hour-split.js';
+import type { UsageInterval } from '../../sink/consumer/types.js';
 
 export interface HourlyTotal {
   hour: number;

@@ -5,9 +5,9 @@
  * up to its trusted complete_through, that no stop was among what it wrote.
  */
 import type { Family, Reason } from '../../src/index.js';
-import { compareFoldEvents, foldTimeline, type FoldEvent, type FoldInterval } from './timeline-fold.js';
-import { iso, type TimelineAnomaly, type UsageInterval } from './types.js';
-import type { NodeStatus } from './watermark.js';
+import type { NodeStatus } from '../../sink/consumer/findings.js';
+import { compareFoldEvents, foldTimeline, type FoldEvent, type FoldInterval } from '../../sink/consumer/timeline-fold.js';
+import { iso, type TimelineAnomaly, type UsageInterval } from '../../sink/consumer/types.js';
 
 export interface TimelineResult {
   intervals: UsageInterval[];

@@ -14,27 +14,9 @@
  * keeps the node's last known complete_through (kept in state); with none known it vouches for nothing (the
  * epoch) and the watermark stays where it is. Only no progress object at all, or real silence, makes a node stale.
  */
-import type { NodeProgress } from '../layout.js';
-import { iso } from './types.js';
-
-export interface NodeStatus {
-  node: string;
-  /** What the node's own clock said when it wrote its report: shown, never trusted. */
-  reported_at: string | null;
-  /** As the node reported it. */
-  complete_through: string | null;
-  /** The destination's timestamp of the node's last progress write (the trusted clock), ISO. */
-  updated_at: string | null;
-  backlog_bytes: number | null;
-  /** Silent longer than stale-after by the trusted clock (or never reported): its open intervals end. */
-  stale: boolean;
-  /** This node's trusted complete_through is the minimum that set the watermark. */
-  holds_watermark: boolean;
-  /** Why this run could not use the progress object, if it could not. */
-  progress_error: string | null;
-  /** epoch ms: min(complete_through, updated); null when nothing is known. Not in report.json. */
-  trusted_complete_through: number | null;
-}
+import type { NodeProgress } from '../../sink/layout.js';
+import type { NodeStatus } from '../../sink/consumer/findings.js';
+import { iso } from '../../sink/consumer/types.js';
 
 /** What a run knows of a node's progress: this run's read, or the last known one kept in state. */
 export interface KnownProgress {

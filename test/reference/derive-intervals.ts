@@ -1,8 +1,8 @@
 /** The intervals of the current state: every resource's billable events replayed through the machine. */
 import type { ResourceEvents } from './entry-verdicts.js';
 import { resourceTimeline } from './resource-timeline.js';
-import type { TimelineAnomaly, UsageInterval } from './types.js';
-import type { NodeStatus } from './watermark.js';
+import type { NodeStatus } from '../../sink/consumer/findings.js';
+import type { TimelineAnomaly, UsageInterval } from '../../sink/consumer/types.js';
 
 function compareIntervals(a: UsageInterval, b: UsageInterval): number {
   const ka = [a.family, a.resource_id, a.start, a.start_event_id];

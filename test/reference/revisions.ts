@@ -8,7 +8,7 @@
  */
 import { rowFromKey, type HourlyTotal } from './hourly-rollup.js';
 import { publishedRow, type PublishedRow, type PublishedValue } from './state-store.js';
-import { HOUR_MS, iso, type HourlyRow } from './types.js';
+import { HOUR_MS, iso, type HourlyRow } from '../../sink/consumer/types.js';
 
 export interface PublicationResult {
   /** Every row in its current version, sorted. */

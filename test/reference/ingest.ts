@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describeKind, segmentCreatedAt, serializeEntry, type LedgerEntry } from '../../src/index.js';
-import type { ListedObject } from './source-reader.js';
+import type { ListedObject } from '../../sink/consumer/source-reader.js';
 
 /** The kept copy of an entry, as the rules need it. */
 export interface KeptEntry {

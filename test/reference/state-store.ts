@@ -8,10 +8,11 @@
  */
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import { writeNdjsonAtomic } from '../atomic-file.js';
-import { StateFileError } from './state-error.js';
+import { writeNdjsonAtomic } from '../../sink/atomic-file.js';
+import { MAX_FINDINGS, type InvalidLineFinding } from '../../sink/consumer/findings.js';
+import { StateFileError } from '../../sink/consumer/state-error.js';
+import type { HourlyRow } from '../../sink/consumer/types.js';
 import type { IdRecord } from './ingest.js';
-import type { HourlyRow, LineLocation } from './types.js';
 import type { KnownProgress } from './watermark.js';
 
 /**
@@ -39,20 +40,6 @@ export type PublishedValue = PublishedRow | number;
 export function publishedRow(v: PublishedValue): PublishedRow {
   return typeof v === 'number' ? { version: 1, ms: v, revises: null, previous_ms: null } : v;
 }
-
-export interface InvalidLineFinding extends LineLocation {
-  length: number;
-  reason: string;
-}
-
-export interface EntryFinding extends LineLocation {
-  id: string;
-  node: string;
-  emitted_at: string;
-}
-
-/** Findings lists keep at most this many items each (the counts are always exact). */
-export const MAX_FINDINGS = 1000;
 
 export interface ConsumerState {
   v: typeof STATE_VERSION;
