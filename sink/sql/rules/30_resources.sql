@@ -39,7 +39,8 @@ LEFT JOIN {{resource_state}} AS s ON s.family = a.family AND s.resource_id = a.r
 LEFT JOIN {{fold_intervals}} AS o ON o.family = a.family AND o.resource_id = a.resource_id AND o.end_ms IS NULL;
 
 -- The events to fold: a resumed resource's new ones, every billable event of one folded again.
--- Numbered into buckets of about {{$bucket_events}} events (a resource is never split), folded one
+-- Numbered into buckets of about {{$bucket_events}} events (and at most {{$bucket_events}} / 100
+-- resources; a resource is never split), folded one
 -- bucket at a time so the memory of a fold step stays bounded whatever the history.
 CREATE OR REPLACE TABLE {{fold_input}} AS
 WITH events AS (
@@ -54,7 +55,9 @@ WITH events AS (
   WHERE NOT a.resume AND k.billable
 ),
 sizes AS (
-  SELECT family, resource_id, COUNT(*) AS n FROM events GROUP BY family, resource_id
+  -- A resource weighs its events plus 100: an ordered ARRAY_AGG keeps a sort state per group, so
+  -- a bucket of many small resources (snapshots) must hold fewer of them.
+  SELECT family, resource_id, COUNT(*) + 100 AS n FROM events GROUP BY family, resource_id
 ),
 placed AS (
   SELECT family, resource_id, SUM(n) OVER (ORDER BY family, resource_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_n FROM sizes
