@@ -165,5 +165,6 @@ describe('the engine agrees with the reference model on random fleets', () => {
       }),
       { numRuns: 25 },
     );
-  });
+    // Hundreds of engine runs (each a DuckDB database): a bound for a loaded machine, not a speed target.
+  }, 600_000);
 });
