@@ -1,6 +1,7 @@
 import { IdempotencyStrategy, Storage, type Bucket, type File, type SaveOptions } from '@google-cloud/storage';
 import { normalizePrefix } from '../layout.js';
 import { PermanentDestinationError, type Destination, type ObjectInfo, type PutIfAbsentResult, type PutOptions } from './destination.js';
+import { isGoogleHost } from '../google-host.js';
 
 export interface GcsDestinationOptions {
   /**
@@ -89,16 +90,6 @@ function serverMessage(err: unknown): string {
     .replace(/Bearer\s+[\w.~+/-]+=*/gi, 'Bearer <redacted>')
     .replace(/(X-Goog-Signature|access_token|key|upload_id)=[^&\s]+/gi, '$1=<redacted>')
     .slice(0, 300);
-}
-
-/** True for hosts that are Google's own (credentials belong there); false for emulators and test servers. */
-function isGoogleHost(endpoint: string): boolean {
-  try {
-    const host = new URL(endpoint).hostname;
-    return host === 'googleapis.com' || host.endsWith('.googleapis.com');
-  } catch {
-    return false;
-  }
 }
 
 function checkEndpoint(endpoint: string, what: string): void {

@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { BigQuery, BigQueryOptions, Job } from '@google-cloud/bigquery';
 import type { Logger } from '../../../src/index.js';
 import { loadBigQuery } from './bigquery-module.js';
+import { isGoogleHost } from '../../google-host.js';
 
 /** Where and as whom to call BigQuery. Tests point `apiEndpoint` at a local server. */
 export interface BigQueryClientOptions {
@@ -46,16 +47,6 @@ export class BigQueryTimeoutError extends Error {
 
 const CREDENTIALS_HINT =
   'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file (the account needs roles/bigquery.jobUser on the project, roles/bigquery.dataEditor on the dataset and roles/storage.objectViewer on the bucket)';
-
-/** True for Google's own hosts (credentials belong there); false for emulators and test servers. */
-function isGoogleHost(endpoint: string): boolean {
-  try {
-    const host = new URL(endpoint).hostname;
-    return host === 'googleapis.com' || host.endsWith('.googleapis.com');
-  } catch {
-    return false;
-  }
-}
 
 function checkEndpoint(endpoint: string, what: string): string {
   let url: URL;
