@@ -8,10 +8,8 @@
  * objects land on one day), never the whole ledger/; every statement sent parses with sqlglot's
  * bigquery dialect. Nothing here runs on real BigQuery.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serializeEntry, type LedgerEntry } from 'metering-ledger';
@@ -20,11 +18,7 @@ import { startBigQueryServer, type BigQueryTestServer, type CellValue } from './
 import { startGcsServer, type GcsTestServer } from './support/gcs-server.js';
 import { spawnCli, waitExit, type Exited } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
-import { haveTool } from './support/tools.js';
-
-const PYTHON = '/usr/bin/python3';
-const PARSER = fileURLToPath(new URL('./support/sqlglot-parse.py', import.meta.url));
-const sqlglot = haveTool(PYTHON, 'python3') && haveTool('/usr/lib/python3/dist-packages/sqlglot/__init__.py', 'python3-sqlglot');
+import { parseablePieces as parseable, parseBigQuery as parse, sqlglotAvailable as sqlglot } from './support/sqlglot.js';
 
 const DATASET = 'proj.metering';
 const NOW = '2026-11-22T00:00:00Z';
@@ -126,54 +120,6 @@ function summaryRow(over: Record<string, CellValue> = {}): Record<string, CellVa
     gap_missing: 0,
     ...over,
   };
-}
-
-function parse(statements: string[]): { ok: boolean; error: string | null }[] {
-  const r = spawnSync(PYTHON, [PARSER], { input: JSON.stringify(statements), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`sqlglot parser failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { ok: boolean; error: string | null }[];
-}
-
-/** Splits at top-level commas (outside quotes, brackets and parentheses). */
-function topLevel(text: string): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let quote: string | null = null;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === '\\') i++;
-      else if (c === quote) quote = null;
-    } else if (c === "'" || c === '"' || c === '`') quote = c;
-    else if (c === '(' || c === '[') depth++;
-    else if (c === ')' || c === ']') depth--;
-    else if (c === ',' && depth === 0) {
-      out.push(text.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  out.push(text.slice(start).trim());
-  return out;
-}
-
-const EXTERNAL_RE = /^CREATE OR REPLACE EXTERNAL TABLE (`[^`]+`) \(([\s\S]*?)\)\s*(?:WITH PARTITION COLUMNS \(([\s\S]*?)\)\s*)?OPTIONS \(([\s\S]*)\)$/;
-
-/**
- * sqlglot 10.6 (Debian) knows no CREATE EXTERNAL TABLE and no OPTIONS clause. Such a statement is
- * checked in parts instead: its table and columns (partition columns included) as a CREATE TABLE,
- * and every option's value as a SQL literal. Anything else must parse whole.
- */
-function parseable(sql: string): string[] {
-  const m = EXTERNAL_RE.exec(sql.trim());
-  if (!m) return [sql];
-  const columns = [m[2]!, m[3]].filter((c): c is string => !!c).join(', ');
-  const options = topLevel(m[4]!).map((o) => {
-    const kv = /^([a-z_]+)\s*=\s*([\s\S]+)$/.exec(o);
-    if (!kv) throw new Error(`external table option is not key = value: ${o}`);
-    return `SELECT ${kv[2]} AS ${kv[1]}`;
-  });
-  return [`CREATE OR REPLACE TABLE ${m[1]} (${columns})`, ...options];
 }
 
 beforeAll(async () => {

@@ -9,7 +9,6 @@
  * The fixture spans two UTC days, has provisional and final rows, nulls and values in every
  * nullable column, and a second run whose late entries emit revisions.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,12 +18,10 @@ import { KINDS, REASONS } from 'metering-ledger';
 import { HOUR, MIN, T0, TestBucket, TestWriter, at } from './support/consumer-bucket.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
-import { haveTool } from './support/tools.js';
+import { externalTableParts, parseBigQuery, sqlglotAvailable, topLevelCommas } from './support/sqlglot.js';
 
-const PYTHON = '/usr/bin/python3';
-const PARSER = fileURLToPath(new URL('./support/sqlglot-parse.py', import.meta.url));
 const DDL_FILE = fileURLToPath(new URL('../sink/sql/bigquery/02_output_tables.sql', import.meta.url));
-const sqlglot = haveTool(PYTHON, 'python3') && haveTool('/usr/lib/python3/dist-packages/sqlglot/__init__.py', 'python3-sqlglot');
+const sqlglot = sqlglotAvailable;
 
 type Output = 'hourly' | 'intervals' | 'revisions';
 const OUTPUTS: readonly Output[] = ['hourly', 'intervals', 'revisions'];
@@ -111,33 +108,10 @@ function statements(text: string): string[] {
     .filter((s) => s !== '');
 }
 
-/** Splits at top-level commas (outside quotes, brackets, parentheses and angle brackets). */
-function topLevel(text: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let quote: string | null = null;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === '\\') i++;
-      else if (c === quote) quote = null;
-    } else if (c === "'" || c === '"' || c === '`') quote = c;
-    else if ('([<'.includes(c)) depth++;
-    else if (')]>'.includes(c)) depth--;
-    else if (c === ',' && depth === 0) {
-      parts.push(text.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  parts.push(text.slice(start).trim());
-  return parts.filter((p) => p !== '');
-}
-
-const EXTERNAL_RE = /^CREATE OR REPLACE EXTERNAL TABLE ([\w.`-]+) \(([\s\S]*?)\)\s*WITH PARTITION COLUMNS \(([\s\S]*?)\)\s*OPTIONS \(([\s\S]*)\)$/;
-
 function columnsOf(text: string): Column[] {
-  return topLevel(text).map((c) => {
+  return topLevelCommas(text)
+    .filter((c) => c !== '')
+    .map((c) => {
     const m = /^(`?)([a-z_][a-z0-9_]*)\1\s+([\s\S]+)$/.exec(c);
     if (!m) throw new Error(`not a column: ${c}`);
     return { name: m[2]!, type: m[3]!.replace(/\s+/g, ' ').trim() };
@@ -145,15 +119,9 @@ function columnsOf(text: string): Column[] {
 }
 
 function externalTable(sql: string): ExternalTable {
-  const m = EXTERNAL_RE.exec(sql);
-  if (!m) throw new Error(`not an external table with partition columns: ${sql.slice(0, 200)}`);
-  const options = new Map<string, string>();
-  for (const o of topLevel(m[4]!)) {
-    const kv = /^([a-z_]+)\s*=\s*([\s\S]+)$/.exec(o);
-    if (!kv) throw new Error(`external table option is not key = value: ${o}`);
-    options.set(kv[1]!, kv[2]!.trim());
-  }
-  return { sql, table: m[1]!.replaceAll('`', ''), columns: columnsOf(m[2]!), partition: columnsOf(m[3]!), options };
+  const t = externalTableParts(sql);
+  if (!t || t.partition === null) throw new Error(`not an external table with partition columns: ${sql.slice(0, 200)}`);
+  return { sql, table: t.table.replaceAll('`', ''), columns: columnsOf(t.columns), partition: columnsOf(t.partition), options: new Map(t.options) };
 }
 
 /**
@@ -169,9 +137,7 @@ function parseable(sql: string): string[] {
 }
 
 function parse(pieces: string[]): { ok: boolean; error: string | null; sql: string }[] {
-  const r = spawnSync(PYTHON, [PARSER], { input: JSON.stringify(pieces), encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`sqlglot parser failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { ok: boolean; error: string | null }[]).map((x, i) => ({ ...x, sql: pieces[i]!.slice(0, 200) }));
+  return parseBigQuery(pieces).map((x, i) => ({ ...x, sql: pieces[i]!.slice(0, 200) }));
 }
 
 const ddlText = (): string => fs.readFileSync(DDL_FILE, 'utf8');

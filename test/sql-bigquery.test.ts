@@ -7,20 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { haveTool } from './support/tools.js';
+import { parseBigQuery as parse, sqlglotAvailable as available } from './support/sqlglot.js';
 import { bigQueryFoldFunction, renderExternalTables, renderRules, renderSqlScript, renderTemplate, stageStatements, type RuleParams } from 'metering-ledger/sink';
-
-const PYTHON = '/usr/bin/python3';
-const PARSER = fileURLToPath(new URL('./support/sqlglot-parse.py', import.meta.url));
-
-// .ci/run installs python3-sqlglot and requires it (METERING_REQUIRE_TOOLS=1); elsewhere the parse checks run when it is there.
-const available = haveTool(PYTHON, 'python3') && haveTool('/usr/lib/python3/dist-packages/sqlglot/__init__.py', 'python3-sqlglot');
-
-function parse(statements: string[]): { ok: boolean; error: string | null }[] {
-  const r = spawnSync(PYTHON, [PARSER], { input: JSON.stringify(statements), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`sqlglot parser failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { ok: boolean; error: string | null }[];
-}
 
 const PARAMS: RuleParams[] = [
   { now_ms: Date.UTC(2026, 10, 24, 10), grace_ms: 300_000, stale_after_ms: 21_600_000, retain_ms: 604_800_000, max_skew_ms: 2_592_000_000, run: 1 },
