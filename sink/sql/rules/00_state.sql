@@ -25,28 +25,9 @@ CREATE TABLE IF NOT EXISTS {{entries}} (
   emitted_at STRING NOT NULL      -- as written (findings quote it)
 );
 
--- The copies this run read (loaded before the rules run, merged into entries by 20_kept.sql).
-CREATE TABLE IF NOT EXISTS {{entries_new}} (
-  run BIGINT NOT NULL,            -- the run that read it (arrival: the first run that read any copy of its id)
-  object STRING NOT NULL,         -- ledger object name
-  line_offset BIGINT NOT NULL,    -- byte offset of the line in the (decompressed) object
-  obj_node STRING NOT NULL,       -- the object's node= partition: the node the entry is billed on
-  seg_created_ms BIGINT,          -- creation time of the segment, from the object name (clock-skew rule)
-  digest STRING NOT NULL,         -- digest of the serialized entry: copies with another digest conflict
-  id STRING NOT NULL,
-  entry_node STRING NOT NULL,     -- the entry's own node field (a mismatch is reported, not billed differently)
-  writer STRING NOT NULL,
-  seq BIGINT NOT NULL,
-  kind STRING NOT NULL,
-  resource_id STRING NOT NULL,    -- vm_id or snapshot_id, by kind
-  reason STRING NOT NULL,
-  hypervisor STRING,
-  cpu BIGINT NOT NULL,
-  mem_bytes BIGINT NOT NULL,
-  storage_bytes BIGINT NOT NULL,
-  t BIGINT NOT NULL,              -- emitted_at, epoch ms
-  emitted_at STRING NOT NULL      -- as written (findings quote it)
-);
+-- The copies this run read (loaded before the rules run, merged into entries by 20_kept.sql): the
+-- columns of entries, by definition.
+CREATE TABLE IF NOT EXISTS {{entries_new}} AS SELECT * FROM {{entries}} WHERE FALSE;
 
 -- One row per run: what it stood on (arrival facts for the ids it saw first) and what it decided.
 CREATE TABLE IF NOT EXISTS {{runs}} (
