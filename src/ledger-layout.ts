@@ -112,9 +112,22 @@ export function withLedgerLockSync<T>(dir: string, waitMs: number, fn: () => T):
   }
 }
 
-/** Creates a fresh segment and points the active link at it. Call with the lock held. */
+/** How far ahead of the clock a newer segment name may be and still be followed (see below). */
+const MAX_ORDER_LEAD_MS = 3_600_000;
+
+/**
+ * Creates a fresh segment and points the active link at it. Call with the lock held.
+ * Its name sorts after every segment already here (up to an hour ahead of the clock), even when several are created within one
+ * millisecond or the clock stepped back: the random suffix alone would order those by chance,
+ * and readers take the last name as the newest. Holding the lock makes the check race-free.
+ */
 export function startNewSegment(dir: string, now: Date = new Date()): string {
-  const name = newSegmentName(now);
+  const newest = listSegments(dir).at(-1);
+  const newestAt = newest === undefined ? undefined : segmentCreatedAt(newest);
+  // A name far ahead of the clock is a hostile file or a clock since fixed: never follow it there.
+  const follows = newestAt !== undefined && now.getTime() <= newestAt && newestAt - now.getTime() < MAX_ORDER_LEAD_MS;
+  const at = follows ? new Date(newestAt + 1) : now;
+  const name = newSegmentName(at);
   fs.closeSync(fs.openSync(path.join(dir, name), fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, FILE_MODE));
   const tmp = path.join(dir, `.${ACTIVE_LINK}.${randomId(8)}.tmp`);
   fs.symlinkSync(name, tmp);

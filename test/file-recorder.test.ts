@@ -12,12 +12,14 @@ import {
   closeRecorder,
   getRecorder,
   listSegments,
+  segmentCreatedAt,
   openRecorder,
   resolveLedgerDir,
   serializeEntry,
   setRecorder,
   type EntryInput,
 } from 'metering-ledger';
+import { startNewSegment, withLedgerLockSync } from '../src/ledger-layout.js';
 import { vmStart } from './support/entries.js';
 import { readAll } from './support/ledger.js';
 import { memoryLogger, tempDir } from './support/tmp.js';
@@ -143,6 +145,24 @@ describe('FileRecorder', () => {
     const all = await readAll(dir);
     expect(all.filter((r) => r.type === 'entry')).toHaveLength(200);
     for (const s of segments) expect(fs.readFileSync(path.join(dir, s), 'utf8').endsWith('\n')).toBe(true);
+  });
+
+  test('segments created within one millisecond still sort in creation order, the active one last', () => {
+    const dir = scratch();
+    const rec = new FileRecorder({ dir, node: 'n' });
+    rec.emit(vmStart('vm-0'));
+    const created = [activeSegmentName(dir)!];
+    // The same instant for every rotation: only the name rule can keep them in order.
+    const instant = new Date(segmentCreatedAt(created[0]!)!);
+    for (let i = 0; i < 30; i++) created.push(withLedgerLockSync(dir, 8_000, () => startNewSegment(dir, instant))!);
+    expect(listSegments(dir)).toEqual(created);
+    expect(activeSegmentName(dir)).toBe(created.at(-1));
+    // A hostile name far in the future is not followed: new segments keep the clock's time.
+    fs.writeFileSync(path.join(dir, 'ledger-20991231T235959999Z-zzzzzzzz.jsonl'), '');
+    const now = new Date();
+    const fresh = withLedgerLockSync(dir, 8_000, () => startNewSegment(dir, now))!;
+    expect(segmentCreatedAt(fresh)).toBe(now.getTime());
+    return rec.close();
   });
 
   test('rotates by age', async () => {
