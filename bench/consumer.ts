@@ -17,7 +17,7 @@
  *
  *   npm run bench -- consumer [--entries 10000000] [--span-days 14] [--days 30] [--nodes 10] [--vms 1000]
  *       [--memory-limit 1GiB] [--rollup-limit-s 600] [--fractions 0.1,0.3,1] [--only one-run|daily]
- *       [--huge] [--profile-dir DIR] [--keep]
+ *       [--huge] [--profile-dir DIR] [--statement-log DIR] [--keep]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -48,6 +48,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     huge: { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
+    'statement-log': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
   strict: false,
@@ -76,6 +77,8 @@ FRACTIONS.sort((a, b) => a - b);
 const ONLY = str('only');
 if (ONLY !== undefined && ONLY !== 'one-run' && ONLY !== 'daily') throw new Error(`--only must be one-run or daily, got ${JSON.stringify(ONLY)}`);
 const PROFILE_DIR = str('profile-dir') ? path.resolve(str('profile-dir')!) : undefined;
+const STATEMENT_LOG_DIR = str('statement-log') ? path.resolve(str('statement-log')!) : undefined;
+if (STATEMENT_LOG_DIR) fs.mkdirSync(STATEMENT_LOG_DIR, { recursive: true });
 const ONE_RUN = HUGE || ONLY !== 'daily';
 const DAILY = !HUGE && ONLY !== 'one-run';
 
@@ -142,7 +145,7 @@ try {
     );
   }
   if (DAILY) {
-    targets.push(...(await runDaily({ work, full, fleet, cli, cliMemoryLimit, memoryLimit: MEMORY_LIMIT, days: DAYS, startMs: START_MS, limitMs: LIMIT_MS, profileDir: PROFILE_DIR })));
+    targets.push(...(await runDaily({ work, full, fleet, cli, cliMemoryLimit, memoryLimit: MEMORY_LIMIT, days: DAYS, startMs: START_MS, limitMs: LIMIT_MS, profileDir: PROFILE_DIR, statementLogDir: STATEMENT_LOG_DIR })));
   }
   console.log('\n' + targetLines(targets));
   if (PROFILE_DIR) console.log(`\nCPU profiles: ${PROFILE_DIR} (summarise: node --import tsx bench/support/cpuprofile-summary.ts ${PROFILE_DIR}/*.cpuprofile)`);

@@ -153,6 +153,29 @@ describe('consumer scenarios', () => {
     ]);
   });
 
+  it('a VM stopped and started again within one hour, then running on: later runs still bill that hour in full', async () => {
+    const { bucket, out } = setup();
+    const w = new TestWriter('n1', 'w1');
+    // Run 1 sees the stop at 10:30 and the restart at 10:45; the watermark stops at 10:50.
+    await bucket.put([w.start('vm1', T0), w.stop('vm1', T0 + 30 * MIN), w.start('vm1', T0 + 45 * MIN)]);
+    await bucket.progress('n1', T0 + 50 * MIN, T0 + 50 * MIN);
+    const first = await rollup(bucket, out, T0 + 50 * MIN, { graceMs: 0 });
+    expect(msOf(first.hourly, 'vm1')).toBe(35 * MIN);
+    // Run 2: only new events of a running VM. The open interval goes on, and the hour it shares
+    // with the closed one is summed over both (30 + 15 minutes), not over the open one alone.
+    await bucket.put([w.running('vm1', T0 + 90 * MIN)]);
+    await bucket.progress('n1', T0 + 2 * HOUR, T0 + 2 * HOUR);
+    const second = await rollup(bucket, out, T0 + 2 * HOUR, { graceMs: 0 });
+    expect(second.hourly.filter((r) => r.resource_id === 'vm1').map((r) => [r.hour, r.ms, r.final])).toEqual([
+      [at(T0), 45 * MIN, true],
+      [at(T0 + HOUR), HOUR, true],
+    ]);
+    expect(second.intervals.filter((i) => i.resource_id === 'vm1').map((i) => [i.start, i.end])).toEqual([
+      [at(T0), at(T0 + 30 * MIN)],
+      [at(T0 + 45 * MIN), null],
+    ]);
+  });
+
   it('a stale node stops holding the watermark, its open interval ends at the last evidence; when it returns, final hours are revised', async () => {
     const { bucket, out } = setup();
     const live = new TestWriter('live', 'wl');

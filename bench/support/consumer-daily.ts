@@ -27,6 +27,8 @@ export interface DailyOptions {
   startMs: number;
   limitMs: number;
   profileDir: string | undefined;
+  /** Each day's per-statement debug log goes to <dir>/rollup-dayN.log. */
+  statementLogDir: string | undefined;
 }
 
 interface Day {
@@ -62,7 +64,7 @@ export async function runDaily(o: DailyOptions): Promise<Target[]> {
     writeProgress(bucket, through, endMs);
     total += landed.entries;
     process.stdout.write(`day ${d + 1}/${o.days}: ${int(landed.entries)} new entries in ${landed.objects} objects (${int(total)} in all), metering rollup... `);
-    const run = await runRollupCli(o.cli, { bucket, out, nowMs: endMs, limitMs: o.limitMs, memoryLimit: o.memoryLimit, ...(o.profileDir ? { profile: { dir: o.profileDir, name: `rollup-day${d + 1}` } } : {}) }, o.cliMemoryLimit);
+    const run = await runRollupCli(o.cli, { bucket, out, nowMs: endMs, limitMs: o.limitMs, memoryLimit: o.memoryLimit, ...(o.profileDir ? { profile: { dir: o.profileDir, name: `rollup-day${d + 1}` } } : {}), ...(o.statementLogDir ? { statementLog: path.join(o.statementLogDir, `rollup-day${d + 1}.log`) } : {}) }, o.cliMemoryLimit);
     console.log(run.counts ? `${secs(run.usage.wallMs)} s` : run.failure);
     days.push({ day: d + 1, objects: landed.objects, entries: landed.entries, total, run });
     if (!run.counts) {

@@ -6,6 +6,7 @@
  * run, and the counts from report.json; or why it did not finish.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BuiltCli } from './build.js';
 import { spawnMeasured, type ChildUsage, type SpawnOptions } from './child.js';
@@ -35,6 +36,8 @@ export interface RunSpec {
   memoryLimit: string;
   /** CPU profile of the child into this directory under this name. */
   profile?: { dir: string; name: string };
+  /** The child's debug log (one line per SQL statement, with its ms) into this file. */
+  statementLog?: string;
 }
 
 /** Why a child failed: time limit, V8's fatal error line, or the last line of its stderr. */
@@ -53,7 +56,9 @@ const STATE_FILES = ['state.duckdb', 'state.duckdb.wal', 'state.json'];
 
 async function measured(args: string[], spec: RunSpec, options: SpawnOptions, counts: (u: ChildUsage) => ReportCounts & { loader?: string }): Promise<RunOutcome> {
   const spill = samplePeak(path.join(spec.out, 'state.duckdb.tmp'));
-  const usage = await spawnMeasured(args, { ...options, timeoutMs: spec.limitMs, ...(spec.profile ? { cpuProfileDir: spec.profile.dir, profileName: spec.profile.name } : {}) }).done;
+  const env = spec.statementLog ? { ...options.env, METERING_LOG_LEVEL: 'debug' } : options.env;
+  const usage = await spawnMeasured(args, { ...options, ...(env ? { env } : {}), timeoutMs: spec.limitMs, ...(spec.profile ? { cpuProfileDir: spec.profile.dir, profileName: spec.profile.name } : {}) }).done;
+  if (spec.statementLog) fs.writeFileSync(spec.statementLog, usage.stderr);
   const spillPeakBytes = spill.stop();
   const stateBytes = STATE_FILES.reduce((s, f) => s + diskBytes(path.join(spec.out, f)), 0);
   if (usage.code !== 0) return { usage, counts: undefined, failure: failure(usage), spillPeakBytes, stateBytes };

@@ -260,6 +260,13 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     // One transaction per run, the tables' creation included: a failure or a crash anywhere leaves
     // the database as the previous run left it (a first run that fails leaves no tables).
     await conn.run('BEGIN TRANSACTION');
+    // Where a run's time goes, at debug level (with each statement's ms from runRules).
+    let phaseStarted = performance.now();
+    const phaseDone = (phase: string): void => {
+      const t = performance.now();
+      log.debug({ phase, ms: Math.round(t - phaseStarted) }, 'metering rollup: phase');
+      phaseStarted = t;
+    };
     try {
       let meta: Meta;
       try {
@@ -285,17 +292,21 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
       const newLedger = listing.ledger.filter((o) => !read.has(o.name));
       const newQuarantine = listing.quarantine.filter((o) => !read.has(o.name));
       read.clear();
+      phaseDone('open and list');
 
       const load = options.loader ?? loadNewObjects;
       const loaded = await load(conn, destination, { run, ledger: newLedger, quarantine: newQuarantine, concurrency: options.concurrency ?? 8, log, onProgress: progress });
       const bad = loaded.bad;
       progress({ phase: 'compute', objectsDone: loaded.objectsDone, objectsTotal: loaded.objectsDone, entries: loaded.entries });
       await appendNodeReads(conn, destination, listing.nodes, bad);
+      phaseDone('load');
       await runRules(conn, params, log, options.onStatement);
+      phaseDone('rules');
 
       const report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
       const [rev] = await rows(conn, `SELECT COUNT(*) AS n FROM metering_revisions WHERE run = ${run}`);
       const newRevisions = num(rev!.n!);
+      phaseDone('report');
       progress({ phase: 'write', objectsDone: loaded.objectsDone, objectsTotal: loaded.objectsDone, entries: loaded.entries });
       lock?.check();
       let files = 0;
@@ -312,11 +323,13 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
         await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
       }
+      phaseDone('outputs');
       const collected = options.collectRows ? await readRows(conn, run) : undefined;
       const hourly = options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
       // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
       lock?.check();
       await conn.run('COMMIT');
+      phaseDone('commit');
       if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
       // Kept as a backup, out of the way: the database is the state now.
       if (legacy) await fsp.rename(legacy, `${legacy}.migrated`);

@@ -2,18 +2,38 @@
 -- for: max(last evidence, min(trusted complete_through, now)), flagged unconfirmed_end; when the
 -- node comes back, the interval is recomputed from the real events and changed final hours are revisions.
 -- Only candidates can change: resources folded this run, and those with an open interval (their
--- node's staleness and the watermark move every run). Nothing else is touched.
+-- node's staleness and the watermark move every run). Of a candidate only what the fold replaced
+-- can change: all its intervals when it was folded again from its first event (whole), else only
+-- its open interval and what the fold appended after it. Its closed history stands, so the cost
+-- follows the new events, not the history (a VM running for a month has a month of intervals).
 CREATE OR REPLACE TABLE {{candidates}} AS
-SELECT family, resource_id FROM {{affected}}
-UNION DISTINCT
-SELECT family, resource_id FROM {{fold_intervals}} WHERE end_ms IS NULL;
+SELECT family, resource_id, BOOL_OR(folded) AS folded, BOOL_OR(whole) AS whole
+FROM (
+  SELECT family, resource_id, TRUE AS folded, NOT resume AS whole FROM {{affected}}
+  UNION ALL
+  SELECT family, resource_id, FALSE AS folded, FALSE AS whole FROM {{fold_intervals}} WHERE end_ms IS NULL
+) AS c
+GROUP BY family, resource_id;
 
+-- The published rows that can change: a whole candidate's all, else those that were open in the
+-- fold when published (an open end, or one derived from a stale node).
 CREATE OR REPLACE TABLE {{intervals_old}} AS
 SELECT i.*
 FROM {{intervals}} AS i
-JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id;
+JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id
+WHERE c.whole OR i.end_ms IS NULL OR i.unconfirmed_end;
 
+-- What replaces them: every interval the fold produced this run (a folded resource's deleted
+-- intervals came back among them), and the open interval of a candidate that was not folded.
 CREATE OR REPLACE TABLE {{intervals_new}} AS
+WITH current AS (
+  SELECT n.* FROM {{fold_new_intervals}} AS n
+  UNION ALL
+  SELECT i.*
+  FROM {{fold_intervals}} AS i
+  JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id
+  WHERE NOT c.folded AND i.end_ms IS NULL
+)
 SELECT
   i.family,
   i.resource_id,
@@ -34,8 +54,7 @@ SELECT
   (i.end_ms IS NULL AND COALESCE(n.stale, FALSE)) AS unconfirmed_end,
   i.start_event_id,
   i.end_event_id
-FROM {{fold_intervals}} AS i
-JOIN {{candidates}} AS c ON c.family = i.family AND c.resource_id = i.resource_id
+FROM current AS i
 LEFT JOIN {{nodes}} AS n ON n.node = i.node;
 
 -- The output partitions (by start day) that change.
@@ -81,7 +100,7 @@ GROUP BY family, resource_id;
 
 MERGE INTO {{intervals}} AS i
 USING {{candidates}} AS c
-ON c.family = i.family AND c.resource_id = i.resource_id
+ON c.family = i.family AND c.resource_id = i.resource_id AND (c.whole OR i.end_ms IS NULL OR i.unconfirmed_end)
 WHEN MATCHED THEN DELETE;
 
 INSERT INTO {{intervals}} SELECT * FROM {{intervals_new}};

@@ -1,11 +1,13 @@
 -- Exact hour split: one row per (hour, family, resource, node, hypervisor, shape) with the integer
 -- ms of the UTC hour its intervals cover. A closed interval counts to its end, an open one to the
 -- watermark; [start, end) pieces sum to end - start. Only the hours from each dirty resource's
--- dirty hour on are computed: every other row stands as published.
+-- dirty hour on are computed: every other row stands as published. Those hours are summed over all
+-- of a resource's intervals as now billed (60_intervals.sql replaced only some: a closed one can
+-- share an hour with the open one after it).
 CREATE OR REPLACE TABLE {{totals}} AS
 WITH billed AS (
   SELECT i.*, d.dirty_hour, COALESCE(i.end_ms, w.watermark_ms) AS bill_end_ms
-  FROM {{intervals_new}} AS i
+  FROM {{intervals}} AS i
   JOIN {{dirty}} AS d ON d.family = i.family AND d.resource_id = i.resource_id
   CROSS JOIN {{watermark}} AS w
   WHERE COALESCE(i.end_ms, w.watermark_ms) > i.start_ms AND COALESCE(i.end_ms, w.watermark_ms) > d.dirty_hour
