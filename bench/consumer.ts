@@ -145,7 +145,7 @@ try {
     );
   }
   if (DAILY) {
-    targets.push(...(await runDaily({ work, full, fleet, cli, cliMemoryLimit, memoryLimit: MEMORY_LIMIT, days: DAYS, startMs: START_MS, limitMs: LIMIT_MS, profileDir: PROFILE_DIR, statementLogDir: STATEMENT_LOG_DIR })));
+    targets.push(...(await runDaily({ work, full, fleet, cli, cliMemoryLimit, memoryLimit: MEMORY_LIMIT, days: DAYS, startMs: START_MS, limitMs: LIMIT_MS, profileDir: PROFILE_DIR, statementLogDir: STATEMENT_LOG_DIR, keep: values.keep === true })));
   }
   console.log('\n' + targetLines(targets));
   if (PROFILE_DIR) console.log(`\nCPU profiles: ${PROFILE_DIR} (summarise: node --import tsx bench/support/cpuprofile-summary.ts ${PROFILE_DIR}/*.cpuprofile)`);

@@ -29,6 +29,7 @@ export interface DailyOptions {
   profileDir: string | undefined;
   /** Each day's per-statement debug log goes to <dir>/rollup-dayN.log. */
   statementLogDir: string | undefined;
+  keep: boolean;
 }
 
 interface Day {
@@ -73,8 +74,11 @@ export async function runDaily(o: DailyOptions): Promise<Target[]> {
       break;
     }
   }
-  fs.rmSync(out, { recursive: true, force: true });
-  fs.rmSync(bucket, { recursive: true, force: true });
+  // --keep leaves the last state and bucket for a look at what a late run does.
+  if (!o.keep) {
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.rmSync(bucket, { recursive: true, force: true });
+  }
 
   console.log(`\n### Daily incremental runs: ${o.days} days of ${o.fleet.size} nodes, one \`metering rollup\` per day on one state\n`);
   console.log(
