@@ -7,7 +7,7 @@
  */
 import { afterAll, expect, vi } from 'vitest';
 
-const counter = vi.hoisted(() => ({ comparisons: (): number => 0 }));
+const counter = vi.hoisted(() => ({ comparisons: (): number => 0, cleanup: (): void => {} }));
 
 vi.mock('./reference/run-rollup.js', async (importOriginal) => {
   const reference = await importOriginal<typeof import('./reference/run-rollup.js')>();
@@ -15,6 +15,7 @@ vi.mock('./reference/run-rollup.js', async (importOriginal) => {
   const { twinRollup } = await import('./support/twin.js');
   const twin = twinRollup(reference.runRollup, engine);
   counter.comparisons = twin.comparisons;
+  counter.cleanup = twin.cleanup;
   return { ...reference, runRollup: twin.run };
 });
 
@@ -22,6 +23,8 @@ await import('./consumer-scenarios.test.js');
 await import('./consumer-rules-v2.test.js');
 
 afterAll(() => {
+  // The engine's state databases (one per state file the scenarios used) go with the suite.
+  counter.cleanup();
   // The wrapper really ran: the scenarios call runRollup dozens of times.
   expect(counter.comparisons()).toBeGreaterThan(20);
 });
