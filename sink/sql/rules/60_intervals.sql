@@ -7,11 +7,11 @@
 -- its open interval and what the fold appended after it. Its closed history stands, so the cost
 -- follows the new events, not the history (a VM running for a month has a month of intervals).
 CREATE OR REPLACE TABLE {{candidates}} AS
-SELECT family, resource_id, BOOL_OR(folded) AS folded, BOOL_OR(whole) AS whole
+SELECT family, resource_id, MAX(folded) = 1 AS folded, MAX(whole) = 1 AS whole
 FROM (
-  SELECT family, resource_id, TRUE AS folded, NOT resume AS whole FROM {{affected}}
+  SELECT family, resource_id, 1 AS folded, CASE WHEN resume THEN 0 ELSE 1 END AS whole FROM {{affected}}
   UNION ALL
-  SELECT family, resource_id, FALSE AS folded, FALSE AS whole FROM {{fold_intervals}} WHERE end_ms IS NULL
+  SELECT family, resource_id, 0 AS folded, 0 AS whole FROM {{fold_intervals}} WHERE end_ms IS NULL
 ) AS c
 GROUP BY family, resource_id;
 
