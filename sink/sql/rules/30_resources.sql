@@ -19,25 +19,6 @@ SELECT
 FROM per AS p
 LEFT JOIN {{resource_state}} AS s ON s.family = p.family AND s.resource_id = p.resource_id;
 
--- Where each affected resource's fold starts: its stored state and open interval, or a fresh state.
-CREATE OR REPLACE TABLE {{fold_start}} AS
-SELECT
-  a.family,
-  a.resource_id,
-  @struct(
-    CASE WHEN a.resume AND o.resource_id IS NOT NULL THEN @struct(
-      CAST(o.start_ms AS {{FLOAT}}) AS start_ms, o.node AS node, o.hypervisor AS hypervisor, CAST(o.cpu AS {{FLOAT}}) AS cpu,
-      CAST(o.mem_bytes AS {{FLOAT}}) AS mem_bytes, CAST(o.storage_bytes AS {{FLOAT}}) AS storage_bytes, o.open_reason AS open_reason,
-      o.baseline AS baseline, o.start_event_id AS start_event_id, CAST(NULL AS {{FLOAT}}) AS end_ms, CAST(NULL AS STRING) AS close_reason,
-      CAST(NULL AS STRING) AS end_event_id, CAST(o.last_evidence_ms AS {{FLOAT}}) AS last_evidence_ms
-    ) END AS open,
-    CASE WHEN a.resume THEN s.handed_from END AS handed_from,
-    COALESCE(a.resume AND s.last_was_stop, FALSE) AS last_was_stop
-  ) AS state
-FROM {{affected}} AS a
-LEFT JOIN {{resource_state}} AS s ON s.family = a.family AND s.resource_id = a.resource_id
-LEFT JOIN {{fold_intervals}} AS o ON o.family = a.family AND o.resource_id = a.resource_id AND o.end_ms IS NULL;
-
 -- The events to fold: a resumed resource's new ones, every billable event of one folded again.
 -- Numbered into buckets of about {{$bucket_events}} events (and at most {{$bucket_events}} / 100
 -- resources; a resource is never split), folded one
@@ -67,6 +48,31 @@ FROM events AS e
 JOIN placed AS p ON p.family = e.family AND p.resource_id = e.resource_id
 -- Stored in bucket order, so a fold step reads only its bucket's row groups (min/max pruning).
 ORDER BY bucket;
+
+-- Where each resource of the fold input starts: its stored state and open interval, or a fresh
+-- state. With its bucket, stored in bucket order: a fold step reads only its own bucket's starts
+-- (min/max pruning), not every affected resource's (a first run affects them all).
+CREATE OR REPLACE TABLE {{fold_start}} AS
+SELECT
+  a.family,
+  a.resource_id,
+  p.bucket,
+  @struct(
+    CASE WHEN a.resume AND o.resource_id IS NOT NULL THEN @struct(
+      CAST(o.start_ms AS {{FLOAT}}) AS start_ms, o.node AS node, o.hypervisor AS hypervisor, CAST(o.cpu AS {{FLOAT}}) AS cpu,
+      CAST(o.mem_bytes AS {{FLOAT}}) AS mem_bytes, CAST(o.storage_bytes AS {{FLOAT}}) AS storage_bytes, o.open_reason AS open_reason,
+      o.baseline AS baseline, o.start_event_id AS start_event_id, CAST(NULL AS {{FLOAT}}) AS end_ms, CAST(NULL AS STRING) AS close_reason,
+      CAST(NULL AS STRING) AS end_event_id, CAST(o.last_evidence_ms AS {{FLOAT}}) AS last_evidence_ms
+    ) END AS open,
+    CASE WHEN a.resume THEN s.handed_from END AS handed_from,
+    COALESCE(a.resume AND s.last_was_stop, FALSE) AS last_was_stop
+  ) AS state
+FROM {{affected}} AS a
+JOIN (SELECT family, resource_id, MIN(bucket) AS bucket FROM {{fold_input}} GROUP BY family, resource_id) AS p
+  ON p.family = a.family AND p.resource_id = a.resource_id
+LEFT JOIN {{resource_state}} AS s ON s.family = a.family AND s.resource_id = a.resource_id
+LEFT JOIN {{fold_intervals}} AS o ON o.family = a.family AND o.resource_id = a.resource_id AND o.end_ms IS NULL
+ORDER BY p.bucket;
 
 -- What the fold steps produce (filled bucket by bucket by 40_fold.bucket.sql).
 CREATE OR REPLACE TABLE {{fold_new_intervals}} AS SELECT * FROM {{fold_intervals}} WHERE FALSE;

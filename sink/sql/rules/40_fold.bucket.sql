@@ -21,7 +21,7 @@ FROM (
   WHERE bucket = {{$bucket}}
   GROUP BY family, resource_id
 ) AS g
-JOIN {{fold_start}} AS s ON s.family = g.family AND s.resource_id = g.resource_id;
+JOIN {{fold_start}} AS s ON s.family = g.family AND s.resource_id = g.resource_id AND s.bucket = {{$bucket}};
 
 INSERT INTO {{fold_new_intervals}} (family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, start_ms, end_ms, open_reason, close_reason, baseline, start_event_id, end_event_id, last_evidence_ms)
 SELECT
