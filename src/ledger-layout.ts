@@ -117,9 +117,10 @@ const MAX_ORDER_LEAD_MS = 3_600_000;
 
 /**
  * Creates a fresh segment and points the active link at it. Call with the lock held.
- * Its name sorts after every segment already here (up to an hour ahead of the clock), even when several are created within one
- * millisecond or the clock stepped back: the random suffix alone would order those by chance,
- * and readers take the last name as the newest. Holding the lock makes the check race-free.
+ * Its name sorts after every segment already here (up to an hour ahead of the clock), even when
+ * several are created within one millisecond or the clock stepped back: the random suffix alone
+ * would order those by chance, and readers take the last name as the newest. Holding the lock
+ * makes the check race-free.
  */
 export function startNewSegment(dir: string, now: Date = new Date()): string {
   const newest = listSegments(dir).at(-1);
