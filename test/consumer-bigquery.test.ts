@@ -231,7 +231,7 @@ describe('metering rollup --engine bigquery: what a run sends', () => {
     expect(stage1).toContain("FROM `proj.metering.ledger_lines_plain` WHERE dt IN (DATE '2026-11-20')");
     expect(stage1).toContain("FROM `proj.metering.ledger_lines_gz` WHERE dt IN (DATE '2026-11-21')");
     // The fold runs as a temp function in the script of the statement that calls it.
-    expect(first.some((s) => s.startsWith('-- Contract v2 per-resource machine') && s.includes('CREATE TEMP FUNCTION metering_fold(') && s.includes("`proj.metering.fold_step`"))).toBe(true);
+    expect(first.some((s) => s.startsWith('-- Contract v2 per-resource machine') && s.includes('CREATE TEMP FUNCTION metering_fold(') && s.includes("`proj.metering.fold_rows`"))).toBe(true);
     const report = JSON.parse(fs.readFileSync(path.join(root, 'out', 'report.json'), 'utf8')) as { watermark: string; source: string; nodes: unknown[] };
     expect(report.watermark).toBe('2026-11-21T12:00:00.000Z');
     expect(report.source).toBe('gs://ledgers/fleet');

@@ -78,8 +78,8 @@ const BIGQUERY_FUNCTIONS = new Set([
   'ABS', 'ARRAY_AGG', 'CAST', 'COALESCE', 'COUNT', 'DIV', 'FIRST_VALUE', 'GENERATE_ARRAY', 'GREATEST', 'LAG', 'LEAST',
   'LENGTH', 'MAX', 'MIN', 'ROW_NUMBER', 'STRUCT', 'SUBSTR', 'SUM', 'UNNEST',
 ]);
-/** Words a `(` follows in SQL that are not function calls. */
-const NOT_CALLS = new Set(['AND', 'AS', 'FROM', 'IN', 'JOIN', 'NOT', 'ON', 'OR', 'OVER', 'SELECT', 'USING', 'VALUES', 'WHERE', 'EXISTS', 'INTO', 'WITH']);
+/** Words a `(` follows in SQL that are not function calls (TABLE: `CREATE TABLE name (columns)`, the quoted name gone). */
+const NOT_CALLS = new Set(['AND', 'AS', 'FROM', 'IN', 'JOIN', 'NOT', 'ON', 'OR', 'OVER', 'SELECT', 'USING', 'VALUES', 'WHERE', 'EXISTS', 'INTO', 'WITH', 'TABLE']);
 
 /** Every function a statement calls (names before `(`, outside comments, strings and quoted names). */
 function calledFunctions(sql: string): string[] {

@@ -92,6 +92,57 @@ export interface SqlFoldResult {
 }
 
 /**
+ * What `metering_fold` returns: one flat list of rows, `kind` saying which the row is (`interval`,
+ * `anomaly`, or the one `state` row a resource ends in), each with only its kind's fields set.
+ * Flat, so a fold step is one statement that unnests it once into one table (rules/40), and no
+ * table keeps a resource's whole history in one nested value.
+ */
+export const FOLD_ROW_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
+  ['kind', 'string'],
+  ...FOLD_INTERVAL_FIELDS,
+  ['anomaly_type', 'string'],
+  ['event_id', 'string'],
+  ['t_ms', 'float'],
+  ...FOLD_STATE_FIELDS,
+];
+
+/** The field names toSqlRows fills. */
+export const FOLD_ROW_NAMES = { interval: FOLD_INTERVAL_FIELDS.map(([n]) => n), row: FOLD_ROW_FIELDS.map(([n]) => n) };
+
+export type SqlFoldRow = { kind: 'interval' | 'anomaly' | 'state' } & { [field: string]: string | number | boolean | null };
+
+/**
+ * The fold's result as `metering_fold`'s rows. Self-contained (it is shipped as UDF source too), so
+ * the field names come in as arguments: FOLD_INTERVAL_FIELDS' and FOLD_ROW_FIELDS' (FOLD_ROW_NAMES).
+ */
+export function toSqlRows(r: SqlFoldResult, names: { interval: readonly string[]; row: readonly string[] }): SqlFoldRow[] {
+  function blank(kind: 'interval' | 'anomaly' | 'state'): SqlFoldRow {
+    const row: SqlFoldRow = { kind };
+    for (const f of names.row) if (f !== 'kind') row[f] = null;
+    return row;
+  }
+  const rows: SqlFoldRow[] = [];
+  for (const i of r.intervals) {
+    const row = blank('interval');
+    for (const f of names.interval) row[f] = (i as unknown as Record<string, string | number | boolean | null>)[f]!;
+    rows.push(row);
+  }
+  for (const a of r.anomalies) {
+    const row = blank('anomaly');
+    row.anomaly_type = a.anomaly_type;
+    row.event_id = a.event_id;
+    row.node = a.node;
+    row.t_ms = a.t_ms;
+    rows.push(row);
+  }
+  const state = blank('state');
+  state.handed_from = r.state.handed_from;
+  state.last_was_stop = r.state.last_was_stop;
+  rows.push(state);
+  return rows;
+}
+
+/**
  * The fold's result under the SQL field names. Self-contained (it is shipped as UDF source too).
  */
 export function toSqlFold(r: FoldResult): SqlFoldResult {
@@ -163,12 +214,12 @@ function sourceOf(fn: (...args: never[]) => unknown): string {
 
 /** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
 export function bigQueryFoldFunction(): string {
-  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), sourceOf(fromSqlState), 'return toSqlFold(foldTimeline(events, fromSqlState(state)));'].join('\n');
+  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), sourceOf(toSqlRows), sourceOf(fromSqlState), `return toSqlRows(toSqlFold(foldTimeline(events, fromSqlState(state))), ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
   if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
   return [
     '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',
     `CREATE TEMP FUNCTION metering_fold(state ${bqState()}, events ARRAY<${bqStruct(FOLD_EVENT_FIELDS)}>)`,
-    `RETURNS STRUCT<intervals ARRAY<${bqStruct(FOLD_INTERVAL_FIELDS)}>, anomalies ARRAY<${bqStruct(FOLD_ANOMALY_FIELDS)}>, state ${bqState()}>`,
+    `RETURNS ARRAY<${bqStruct(FOLD_ROW_FIELDS)}>`,
     'LANGUAGE js AS r"""',
     body,
     '""";',

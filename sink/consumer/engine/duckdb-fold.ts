@@ -1,12 +1,13 @@
 /**
  * Registers `metering_fold` on a DuckDB connection: contract v2's machine (timeline-fold.ts) as a
  * JavaScript scalar function of a resource's state (what an earlier run left, or a fresh one) and
- * its new events (LIST of STRUCT), returning its intervals, anomalies and the state to keep.
+ * its new events (LIST of STRUCT), returning its intervals, anomalies and the state to keep, as one
+ * flat list of rows (fold-udf.ts, FOLD_ROW_FIELDS).
  * DuckDB runs the callback on the JS thread, one chunk of resources at a time.
  */
 import type { DuckDBListVector, DuckDBStructValue, DuckDBStructVector, DuckDBType, DuckDBValue, DuckDBConnection } from '@duckdb/node-api';
 import { foldTimeline, type FoldEvent } from '../timeline-fold.js';
-import { FOLD_ANOMALY_FIELDS, FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_STATE_FIELDS, fromSqlState, toSqlFold, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
+import { FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_ROW_FIELDS, FOLD_ROW_NAMES, FOLD_STATE_FIELDS, fromSqlState, toSqlFold, toSqlRows, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
 import type { DuckDbApi } from './duckdb-module.js';
 
 type Fields = readonly (readonly [string, SqlFieldType])[];
@@ -17,7 +18,7 @@ export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnecti
   const intervalType = struct(FOLD_INTERVAL_FIELDS);
   const stateType = struct(FOLD_STATE_FIELDS, { open: intervalType });
   const eventType = struct(FOLD_EVENT_FIELDS);
-  const resultType = duck.STRUCT({ intervals: duck.LIST(intervalType), anomalies: duck.LIST(struct(FOLD_ANOMALY_FIELDS)), state: stateType });
+  const resultType = duck.LIST(struct(FOLD_ROW_FIELDS));
   const names = FOLD_EVENT_FIELDS.map(([n]) => n);
   const row = (o: object | null): DuckDBValue => (o === null ? null : duck.structValue(o as Record<string, DuckDBValue>));
   const plain = (v: DuckDBValue): unknown => (v instanceof duck.DuckDBStructValue ? Object.fromEntries(Object.entries(v.entries).map(([k, x]) => [k, plain(x)])) : v);
@@ -42,15 +43,8 @@ export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnecti
             events[k] = e as unknown as FoldEvent;
           }
           const state = states.getItem(r) as DuckDBStructValue | null;
-          const folded = toSqlFold(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState))));
-          output.setItem(
-            r,
-            duck.structValue({
-              intervals: duck.listValue(folded.intervals.map(row)),
-              anomalies: duck.listValue(folded.anomalies.map(row)),
-              state: duck.structValue({ open: row(folded.state.open), handed_from: folded.state.handed_from, last_was_stop: folded.state.last_was_stop }),
-            }),
-          );
+          const folded = toSqlRows(toSqlFold(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState)))), FOLD_ROW_NAMES);
+          output.setItem(r, duck.listValue(folded.map(row)));
         }
         output.flush();
       },

@@ -74,12 +74,36 @@ LEFT JOIN {{resource_state}} AS s ON s.family = a.family AND s.resource_id = a.r
 LEFT JOIN {{fold_intervals}} AS o ON o.family = a.family AND o.resource_id = a.resource_id AND o.end_ms IS NULL
 ORDER BY p.bucket;
 
--- What the fold steps produce (filled bucket by bucket by 40_fold.bucket.sql).
-CREATE OR REPLACE TABLE {{fold_new_intervals}} AS SELECT * FROM {{fold_intervals}} WHERE FALSE;
-
-CREATE OR REPLACE TABLE {{fold_new_anomalies}} AS SELECT * FROM {{anomalies}} WHERE FALSE;
-
-CREATE OR REPLACE TABLE {{fold_new_state}} AS SELECT * FROM {{resource_state}} WHERE FALSE;
+-- What the fold steps produce, as metering_fold returns it (sink/sql/fold-udf.ts, FOLD_ROW_FIELDS):
+-- flat rows of a kind (interval, anomaly, or the state a resource ends in), appended bucket by
+-- bucket by 40_fold.bucket.sql and split by 42_fold_results.sql. One table appended to by one
+-- statement per step, not tables per step: DuckDB keeps what a table created and dropped within the
+-- run's transaction held in memory until the commit, so tables per step grew a run's memory with
+-- its number of steps until it failed. Flat, so no value holds a resource's whole history.
+CREATE OR REPLACE TABLE {{fold_rows}} (
+  kind STRING NOT NULL,
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  last_t BIGINT NOT NULL,
+  node STRING,
+  hypervisor STRING,
+  cpu BIGINT,
+  mem_bytes BIGINT,
+  storage_bytes BIGINT,
+  start_ms BIGINT,
+  end_ms BIGINT,
+  open_reason STRING,
+  close_reason STRING,
+  baseline BOOL,
+  start_event_id STRING,
+  end_event_id STRING,
+  last_evidence_ms BIGINT,
+  anomaly_type STRING,
+  event_id STRING,
+  t BIGINT,
+  handed_from STRING,
+  last_was_stop BOOL
+);
 
 -- How many fold steps this run takes (read by the engine).
 CREATE OR REPLACE TABLE {{fold_buckets}} AS
