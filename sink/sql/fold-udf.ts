@@ -100,9 +100,7 @@ export interface SqlFoldResult {
 export const FOLD_ROW_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
   ['kind', 'string'],
   ...FOLD_INTERVAL_FIELDS,
-  ['anomaly_type', 'string'],
-  ['event_id', 'string'],
-  ['t_ms', 'float'],
+  ...FOLD_ANOMALY_FIELDS.filter(([n]) => n !== 'node'), // an anomaly's node goes in the interval's column
   ...FOLD_STATE_FIELDS,
 ];
 
