@@ -181,14 +181,13 @@ async function runRules(conn: DuckDBConnection, params: RuleParams, log: Logger,
     // The fold steps on one DuckDB thread. A parallel insert leaves each thread's partial row group
     // in memory until the transaction commits, so one per step and thread added up with the run's
     // number of steps (a 30 M entry run failed out of memory). The steps gain little from threads
-    // anyway: metering_fold runs on the JavaScript thread.
+    // anyway: metering_fold runs on the JavaScript thread. Restored only after the steps succeed:
+    // a failed step aborts the transaction, where a SET would fail too and hide the step's error
+    // (the run then rolls back and closes its database, setting and all).
     const [t] = await rows(conn, "SELECT current_setting('threads') AS threads");
     await conn.run('SET threads = 1');
-    try {
-      for (let bucket = 0; bucket < buckets; bucket++) for (const s of renderFile('duckdb', file, { ...params, bucket })) await execute(file, s.sql);
-    } finally {
-      await conn.run(`SET threads = ${num(t!.threads!)}`);
-    }
+    for (let bucket = 0; bucket < buckets; bucket++) for (const s of renderFile('duckdb', file, { ...params, bucket })) await execute(file, s.sql);
+    await conn.run(`SET threads = ${num(t!.threads!)}`);
   }
 }
 
