@@ -66,13 +66,6 @@ export interface SqlFoldInterval {
   last_evidence_ms: number;
 }
 
-export interface SqlFoldAnomaly {
-  anomaly_type: string;
-  event_id: string;
-  node: string;
-  t_ms: number;
-}
-
 /** The fold's state (FoldState) under the SQL field names: `open` is a FOLD_INTERVAL_FIELDS struct or null. */
 export const FOLD_STATE_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
   ['handed_from', 'string'],
@@ -83,12 +76,6 @@ export interface SqlFoldState {
   open: SqlFoldInterval | null;
   handed_from: string | null;
   last_was_stop: boolean;
-}
-
-export interface SqlFoldResult {
-  intervals: SqlFoldInterval[];
-  anomalies: SqlFoldAnomaly[];
-  state: SqlFoldState;
 }
 
 /**
@@ -104,33 +91,46 @@ export const FOLD_ROW_FIELDS: readonly (readonly [string, SqlFieldType])[] = [
   ...FOLD_STATE_FIELDS,
 ];
 
-/** The field names toSqlRows fills. */
-export const FOLD_ROW_NAMES = { interval: FOLD_INTERVAL_FIELDS.map(([n]) => n), row: FOLD_ROW_FIELDS.map(([n]) => n) };
+/** The names of FOLD_ROW_FIELDS (toSqlRows' argument: the UDF source cannot import them). */
+export const FOLD_ROW_NAMES: readonly string[] = FOLD_ROW_FIELDS.map(([n]) => n);
 
 export type SqlFoldRow = { kind: 'interval' | 'anomaly' | 'state' } & { [field: string]: string | number | boolean | null };
 
 /**
- * The fold's result as `metering_fold`'s rows. Self-contained (it is shipped as UDF source too), so
- * the field names come in as arguments: FOLD_INTERVAL_FIELDS' and FOLD_ROW_FIELDS' (FOLD_ROW_NAMES).
+ * The fold's result as `metering_fold`'s rows, under the SQL field names (FOLD_ROW_FIELDS; `end` and
+ * `start` are SQL keywords). Self-contained (it is shipped as UDF source too), so the field names
+ * come in as an argument (FOLD_ROW_NAMES): every row has all of them, null where not its kind's.
  */
-export function toSqlRows(r: SqlFoldResult, names: { interval: readonly string[]; row: readonly string[] }): SqlFoldRow[] {
+export function toSqlRows(r: FoldResult, names: readonly string[]): SqlFoldRow[] {
   function blank(kind: 'interval' | 'anomaly' | 'state'): SqlFoldRow {
     const row: SqlFoldRow = { kind };
-    for (const f of names.row) if (f !== 'kind') row[f] = null;
+    for (const f of names) if (f !== 'kind') row[f] = null;
     return row;
   }
   const rows: SqlFoldRow[] = [];
   for (const i of r.intervals) {
     const row = blank('interval');
-    for (const f of names.interval) row[f] = (i as unknown as Record<string, string | number | boolean | null>)[f]!;
+    row.start_ms = i.start;
+    row.node = i.node;
+    row.hypervisor = i.hypervisor;
+    row.cpu = i.cpu;
+    row.mem_bytes = i.mem_bytes;
+    row.storage_bytes = i.storage_bytes;
+    row.open_reason = i.open_reason;
+    row.baseline = i.baseline;
+    row.start_event_id = i.start_event_id;
+    row.end_ms = i.end;
+    row.close_reason = i.close_reason;
+    row.end_event_id = i.end_event_id;
+    row.last_evidence_ms = i.last_evidence;
     rows.push(row);
   }
   for (const a of r.anomalies) {
     const row = blank('anomaly');
-    row.anomaly_type = a.anomaly_type;
+    row.anomaly_type = a.type;
     row.event_id = a.event_id;
     row.node = a.node;
-    row.t_ms = a.t_ms;
+    row.t_ms = a.t;
     rows.push(row);
   }
   const state = blank('state');
@@ -138,34 +138,6 @@ export function toSqlRows(r: SqlFoldResult, names: { interval: readonly string[]
   state.last_was_stop = r.state.last_was_stop;
   rows.push(state);
   return rows;
-}
-
-/**
- * The fold's result under the SQL field names. Self-contained (it is shipped as UDF source too).
- */
-export function toSqlFold(r: FoldResult): SqlFoldResult {
-  function sqlInterval(i: FoldResult['intervals'][number]): SqlFoldInterval {
-    return {
-      start_ms: i.start,
-      node: i.node,
-      hypervisor: i.hypervisor,
-      cpu: i.cpu,
-      mem_bytes: i.mem_bytes,
-      storage_bytes: i.storage_bytes,
-      open_reason: i.open_reason,
-      baseline: i.baseline,
-      start_event_id: i.start_event_id,
-      end_ms: i.end,
-      close_reason: i.close_reason,
-      end_event_id: i.end_event_id,
-      last_evidence_ms: i.last_evidence,
-    };
-  }
-  return {
-    intervals: r.intervals.map(sqlInterval),
-    anomalies: r.anomalies.map((a) => ({ anomaly_type: a.type, event_id: a.event_id, node: a.node, t_ms: a.t })),
-    state: { open: r.state.open === null ? null : sqlInterval(r.state.open), handed_from: r.state.handed_from, last_was_stop: r.state.last_was_stop },
-  };
 }
 
 /** A state from SQL (a resource's stored state and open interval) as the fold's. Self-contained (UDF source). */
@@ -212,7 +184,7 @@ function sourceOf(fn: (...args: never[]) => unknown): string {
 
 /** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
 export function bigQueryFoldFunction(): string {
-  const body = [sourceOf(foldTimeline), sourceOf(toSqlFold), sourceOf(toSqlRows), sourceOf(fromSqlState), `return toSqlRows(toSqlFold(foldTimeline(events, fromSqlState(state))), ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
+  const body = [sourceOf(foldTimeline), sourceOf(toSqlRows), sourceOf(fromSqlState), `return toSqlRows(foldTimeline(events, fromSqlState(state)), ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
   if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
   return [
     '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',

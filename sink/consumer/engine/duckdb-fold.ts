@@ -7,7 +7,7 @@
  */
 import type { DuckDBListVector, DuckDBStructValue, DuckDBStructVector, DuckDBType, DuckDBValue, DuckDBConnection } from '@duckdb/node-api';
 import { foldTimeline, type FoldEvent } from '../timeline-fold.js';
-import { FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_ROW_FIELDS, FOLD_ROW_NAMES, FOLD_STATE_FIELDS, fromSqlState, toSqlFold, toSqlRows, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
+import { FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_ROW_FIELDS, FOLD_ROW_NAMES, FOLD_STATE_FIELDS, fromSqlState, toSqlRows, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
 import type { DuckDbApi } from './duckdb-module.js';
 
 type Fields = readonly (readonly [string, SqlFieldType])[];
@@ -43,7 +43,7 @@ export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnecti
             events[k] = e as unknown as FoldEvent;
           }
           const state = states.getItem(r) as DuckDBStructValue | null;
-          const folded = toSqlRows(toSqlFold(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState)))), FOLD_ROW_NAMES);
+          const folded = toSqlRows(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState))), FOLD_ROW_NAMES);
           output.setItem(r, duck.listValue(folded.map(row)));
         }
         output.flush();
