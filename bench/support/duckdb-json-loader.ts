@@ -5,7 +5,7 @@
  * same rules, same tables; only how the lines get into them differs.
  *
  * One `INSERT ... SELECT ... FROM read_json([...files])` fills the staging table with exactly the
- * columns of `metering_entries` (sink/sql/rules/00_state.sql), then one row per object goes into
+ * columns of `metering_entries_new` (sink/sql/rules/00_state.sql), then one row per object goes into
  * `metering_objects`. What the TypeScript loader reads from object names (node, segment creation
  * time) comes from the same functions here (parseObjectName via the listing, segmentCreatedAt),
  * handed to SQL as a small VALUES table joined on the file name.
@@ -33,7 +33,7 @@ import { countQuarantineLines } from '../../sink/consumer/source-reader.js';
 export const STAGING_TABLE = 'metering_entries_new';
 const OBJECTS_TABLE = 'metering_objects';
 
-/** The columns of metering_entries (sink/sql/rules/00_state.sql), in order. */
+/** The columns of metering_entries_new (sink/sql/rules/00_state.sql), in order. */
 export const ENTRY_COLUMNS = [
   'run',
   'object',

@@ -130,11 +130,6 @@ export async function runBigQueryRollup(options: BigQueryRollupOptions): Promise
   // One fold bucket: BigQuery scales the fold out itself (one UDF call per resource), so the
   // bucket file runs once, for bucket 0, with a bucket as large as the run.
   const rules = renderRules('bigquery', { ...base, run, bucket: 0, bucket_events: Number.MAX_SAFE_INTEGER }, { dataset });
-  // Rules that predate the per-run staging table read every entry from `entries`: append to it here.
-  if (!rules.some((s) => s.sql.includes(t('entries_new')))) {
-    const columns = 'run, object, line_offset, obj_node, seg_created_ms, digest, id, entry_node, writer, seq, kind, resource_id, reason, hypervisor, cpu, mem_bytes, storage_bytes, t, emitted_at';
-    await send(`INSERT INTO ${t('entries')} (${columns}) SELECT ${columns} FROM ${t('entries_new')}`, 'entries of this run');
-  }
 
   // This run's reads of the progress objects (one row per node), through the one reader of them.
   progress({ phase: 'compute', objectsDone: newLedger.length + newQuarantine.length, objectsTotal: newLedger.length + newQuarantine.length, entries: 0 });

@@ -40,7 +40,9 @@ import type { HourlyRow } from '../types.js';
 import { importLegacyState, isLegacyState } from './legacy-state.js';
 import { loadNewObjects, type LoadOptions, type LoadResult } from './load-objects.js';
 
-const STATE_SCHEMA_VERSION = 2;
+const STATE_SCHEMA_VERSION = 3;
+/** Versions this consumer migrates in place, in the run's transaction: v2 kept every column of every copy in `entries` (00_state.sql drops them). */
+const MIGRATED_SCHEMA_VERSIONS = new Set([2]);
 export const DEFAULT_MEMORY_LIMIT = '1GiB';
 
 /**
@@ -111,8 +113,13 @@ async function checkMeta(connection: DuckDBConnection, file: string, source: str
     return { format: null };
   }
   const m = meta[0]!;
-  if (num(m.schema_version!) !== STATE_SCHEMA_VERSION) {
-    throw new StateFileError(`state database ${file} has schema version ${String(m.schema_version)}; this consumer understands version ${STATE_SCHEMA_VERSION} (a state written by an older consumer: move it aside and run again, everything is re-read)`);
+  if (MIGRATED_SCHEMA_VERSIONS.has(num(m.schema_version!))) {
+    await connection.run(`UPDATE metering_meta SET schema_version = ${STATE_SCHEMA_VERSION}`);
+  } else if (num(m.schema_version!) !== STATE_SCHEMA_VERSION) {
+    const newer = num(m.schema_version!) > STATE_SCHEMA_VERSION;
+    throw new StateFileError(
+      `state database ${file} has schema version ${String(m.schema_version)}; this consumer understands version ${STATE_SCHEMA_VERSION}${newer ? ' (a state written by a newer consumer: upgrade metering-ledger)' : ' (a state written by an older consumer: move it aside and run again, everything is re-read)'}`,
+    );
   }
   if (m.source !== source) throw new StateFileError(`state database ${file} belongs to source ${String(m.source)}, not ${source}; use a separate --state (or --out) per source`);
   return { format: (m.output_format ?? null) as OutputFormat | null };

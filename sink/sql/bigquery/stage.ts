@@ -2,7 +2,7 @@
  * The BigQuery engine's loading step as SQL: this run's new ledger objects go into a small table,
  * their lines are read from the raw-line external tables with a LITERAL `dt` filter (the days the
  * new objects fall in, so BigQuery prunes every other day's files), validated and parsed in SQL,
- * and staged as `entries_new` (valid lines, the columns of `entries` in 00_state.sql) and
+ * and staged as `entries_new` (valid lines, the columns of `entries_new` in 00_state.sql) and
  * `invalid_lines` rows. Everything the SQL takes from outside (names, days, numbers) is checked or
  * quoted here; nothing else builds this SQL.
  *

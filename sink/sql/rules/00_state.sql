@@ -2,14 +2,46 @@
 -- changes only the rows its new entries can change (docs/consumer.md, "The incremental engine"). Names are tokens: {{entries}} is `metering_entries` in
 -- DuckDB and `metering.entries` in BigQuery (sink/sql/render.ts).
 
--- Every valid ledger line ever read (every copy), with where it was read and in which run.
+-- Every copy of every valid ledger line ever read: where it was read, in which run, and its digest.
+-- Only what later copies of the same id are judged against (the kept copy, its arrival and first
+-- sighting, conflicting duplicates); the kept copy itself is whole in {{kept}}. A copy that is not
+-- kept never becomes the kept one again: that is the smallest (object, offset) of all copies.
 CREATE TABLE IF NOT EXISTS {{entries}} (
   run BIGINT NOT NULL,            -- the run that read it (arrival: the first run that read any copy of its id)
   object STRING NOT NULL,         -- ledger object name
   line_offset BIGINT NOT NULL,    -- byte offset of the line in the (decompressed) object
+  digest STRING NOT NULL,         -- digest of the serialized entry: copies with another digest conflict
+  id STRING NOT NULL              -- (the order of a migrated v2 table)
+);
+
+-- State v2 kept every column of every copy here: a 100 M entry history carried a second whole copy
+-- of each line. Migrated in place, the first run after it (a no-op on a v3 state).
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS obj_node;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS seg_created_ms;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS entry_node;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS writer;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS seq;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS kind;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS resource_id;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS reason;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS hypervisor;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS cpu;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS mem_bytes;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS storage_bytes;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS t;
+ALTER TABLE {{entries}} DROP COLUMN IF EXISTS emitted_at;
+-- v2's scratch table of the copies of touched ids, whole (20_kept.sql has a view now).
+DROP TABLE IF EXISTS {{touched_copies}};
+
+-- The copies this run read, whole (loaded before the rules run, judged by 20_kept.sql, then only
+-- their columns of {{entries}} are kept).
+CREATE TABLE IF NOT EXISTS {{entries_new}} (
+  run BIGINT NOT NULL,
+  object STRING NOT NULL,
+  line_offset BIGINT NOT NULL,
   obj_node STRING NOT NULL,       -- the object's node= partition: the node the entry is billed on
   seg_created_ms BIGINT,          -- creation time of the segment, from the object name (clock-skew rule)
-  digest STRING NOT NULL,         -- digest of the serialized entry: copies with another digest conflict
+  digest STRING NOT NULL,
   id STRING NOT NULL,
   entry_node STRING NOT NULL,     -- the entry's own node field (a mismatch is reported, not billed differently)
   writer STRING NOT NULL,
@@ -24,10 +56,6 @@ CREATE TABLE IF NOT EXISTS {{entries}} (
   t BIGINT NOT NULL,              -- emitted_at, epoch ms
   emitted_at STRING NOT NULL      -- as written (findings quote it)
 );
-
--- The copies this run read (loaded before the rules run, merged into entries by 20_kept.sql): the
--- columns of entries, by definition.
-CREATE TABLE IF NOT EXISTS {{entries_new}} AS SELECT * FROM {{entries}} WHERE FALSE;
 
 -- One row per run: what it stood on (arrival facts for the ids it saw first) and what it decided.
 CREATE TABLE IF NOT EXISTS {{runs}} (

@@ -11,24 +11,39 @@ CREATE OR REPLACE TABLE {{kept_before}} AS
 SELECT k.* FROM {{kept}} AS k JOIN {{touched}} AS t ON t.id = k.id;
 
 -- Every copy of a touched id, old and new: what its kept row and its conflicts are decided from.
--- An id never seen before has only this run's copies; only ids with a kept row have older ones.
-CREATE OR REPLACE TABLE {{touched_copies}} AS
-SELECT * FROM {{entries_new}}
+-- An id never seen before has only this run's copies; only ids with a kept row have older ones:
+-- the kept one, whole, and the others with only the columns {{entries}} keeps of them (none of
+-- them can win: the kept copy is the smallest (object, offset) of all earlier ones). A view: a
+-- table would be one more whole copy of this run's entries in the state file.
+CREATE OR REPLACE VIEW {{copies_of_touched}} AS
+SELECT
+  run, object, line_offset, obj_node, seg_created_ms, digest, id, entry_node, writer, seq, kind, resource_id, reason,
+  hypervisor, cpu, mem_bytes, storage_bytes, t, emitted_at
+FROM {{entries_new}}
 UNION ALL
-SELECT e.* FROM {{entries}} AS e JOIN {{kept_before}} AS b ON b.id = e.id;
-
-INSERT INTO {{entries}} SELECT * FROM {{entries_new}};
+SELECT
+  run, object, line_offset, obj_node, seg_created_ms, digest, id, entry_node, writer, seq, kind, resource_id, reason,
+  hypervisor, cpu, mem_bytes, storage_bytes, t, emitted_at
+FROM {{kept_before}}
+UNION ALL
+SELECT
+  e.run, e.object, e.line_offset, NULL AS obj_node, NULL AS seg_created_ms, e.digest, e.id, NULL AS entry_node,
+  NULL AS writer, NULL AS seq, NULL AS kind, NULL AS resource_id, NULL AS reason, NULL AS hypervisor, NULL AS cpu,
+  NULL AS mem_bytes, NULL AS storage_bytes, NULL AS t, NULL AS emitted_at
+FROM {{entries}} AS e
+JOIN {{kept_before}} AS b ON b.id = e.id
+WHERE e.object <> b.object OR e.line_offset <> b.line_offset;
 
 -- How many copies each touched id has: most have one, and a lone copy needs no ranking (the
 -- window functions below sort only the ids with several copies).
 CREATE OR REPLACE TABLE {{copy_counts}} AS
-SELECT id, COUNT(*) AS copies FROM {{touched_copies}} GROUP BY id;
+SELECT id, COUNT(*) AS copies FROM {{copies_of_touched}} GROUP BY id;
 
 CREATE OR REPLACE TABLE {{kept_touched}} AS
 WITH ranked AS (
   -- A lone copy is the kept copy, the first read and the arrival.
   SELECT e.*, 1 AS copy_rank, e.run AS arrival_run, 1 AS copies, e.object AS first_object, e.line_offset AS first_offset
-  FROM {{touched_copies}} AS e
+  FROM {{copies_of_touched}} AS e
   JOIN {{copy_counts}} AS c ON c.id = e.id
   WHERE c.copies = 1
   UNION ALL
@@ -40,7 +55,7 @@ WITH ranked AS (
     -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
     FIRST_VALUE(e.object) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_object,
     FIRST_VALUE(e.line_offset) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_offset
-  FROM {{touched_copies}} AS e
+  FROM {{copies_of_touched}} AS e
   JOIN {{copy_counts}} AS c ON c.id = e.id
   WHERE c.copies > 1
 ),
@@ -92,7 +107,10 @@ INSERT INTO {{kept}} SELECT * FROM {{kept_touched}};
 -- Kept rows that are new or replaced: what can change a resource's timeline, a seq group, a writer's ranges.
 CREATE OR REPLACE TABLE {{kept_changes}} AS
 SELECT
-  n.*,
+  -- What the later rules read of them (the seq ranges and groups, 30_resources.sql's affected
+  -- resources and fold input): not whole rows, which on a first run would copy every entry again.
+  n.id, n.obj_node, n.writer, n.seq, n.family, n.resource_id, n.phase, n.reason, n.hypervisor, n.cpu, n.mem_bytes,
+  n.storage_bytes, n.t, n.billable,
   b.id IS NOT NULL AS existed,
   b.family AS old_family,
   b.resource_id AS old_resource_id,
@@ -109,7 +127,7 @@ DELETE FROM {{findings}} WHERE finding <> 'seq_conflicts' AND id IN (SELECT id F
 
 INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
 SELECT 'conflicting_duplicates', c.object, c.line_offset, k.id, k.entry_node, k.emitted_at, k.writer, k.seq
-FROM {{touched_copies}} AS c
+FROM {{copies_of_touched}} AS c
 JOIN {{kept_touched}} AS k ON k.id = c.id
 WHERE c.digest <> k.digest
 UNION ALL
@@ -120,6 +138,11 @@ UNION ALL
 SELECT 'too_late_entries', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE too_late
 UNION ALL
 SELECT 'late_entries', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE late;
+
+-- This run's copies join the earlier ones, after the last read of copies_of_touched (which reads
+-- both: before, they would count twice).
+INSERT INTO {{entries}} (run, object, line_offset, id, digest)
+SELECT run, object, line_offset, id, digest FROM {{entries_new}};
 
 -- Distinct ids sharing one (writer, seq): a restored backup, a cloned node image (case 3). All are
 -- billed; every copy after the first in (object, offset) order is reported. Judged again for every
