@@ -15,6 +15,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
 import { parseLedgerBuffer } from 'metering-ledger';
 import { HOUR, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
+import { filesUnder } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
 
@@ -42,13 +43,7 @@ async function sql(file: string, statements: string[]): Promise<unknown[][]> {
 
 /** Every file under dir (but the state and its temp directory), by relative path. */
 function outputs(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const rel of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    const file = path.join(dir, rel);
-    if (rel.startsWith('state.duckdb') || !fs.statSync(file).isFile()) continue;
-    out[rel] = fs.readFileSync(file, 'utf8');
-  }
-  return out;
+  return Object.fromEntries(filesUnder(dir).filter((rel) => !rel.startsWith('state.duckdb')).map((rel) => [rel, fs.readFileSync(path.join(dir, rel), 'utf8')]));
 }
 
 function rollup(source: string, out: string, now: number): Promise<{ code: number | null; stderr: string }> {
