@@ -113,12 +113,12 @@ async function checkMeta(connection: DuckDBConnection, file: string, source: str
     return { format: null };
   }
   const m = meta[0]!;
-  if (MIGRATED_SCHEMA_VERSIONS.has(num(m.schema_version!))) {
+  const version = num(m.schema_version!);
+  if (MIGRATED_SCHEMA_VERSIONS.has(version)) {
     await connection.run(`UPDATE metering_meta SET schema_version = ${STATE_SCHEMA_VERSION}`);
-  } else if (num(m.schema_version!) !== STATE_SCHEMA_VERSION) {
-    const newer = num(m.schema_version!) > STATE_SCHEMA_VERSION;
+  } else if (version !== STATE_SCHEMA_VERSION) {
     throw new StateFileError(
-      `state database ${file} has schema version ${String(m.schema_version)}; this consumer understands version ${STATE_SCHEMA_VERSION}${newer ? ' (a state written by a newer consumer: upgrade metering-ledger)' : ' (a state written by an older consumer: move it aside and run again, everything is re-read)'}`,
+      `state database ${file} has schema version ${version}; this consumer understands version ${STATE_SCHEMA_VERSION}${version > STATE_SCHEMA_VERSION ? ' (a state written by a newer consumer: upgrade metering-ledger)' : ' (a state written by an older consumer: move it aside and run again, everything is re-read)'}`,
     );
   }
   if (m.source !== source) throw new StateFileError(`state database ${file} belongs to source ${String(m.source)}, not ${source}; use a separate --state (or --out) per source`);
