@@ -79,7 +79,7 @@ const BIGQUERY_FUNCTIONS = new Set([
   'LENGTH', 'MAX', 'MIN', 'ROW_NUMBER', 'STRUCT', 'SUBSTR', 'SUM', 'UNNEST',
 ]);
 /** Words a `(` follows in SQL that are not function calls (TABLE: `CREATE TABLE name (columns)`, the quoted name gone). */
-const NOT_CALLS = new Set(['AND', 'AS', 'FROM', 'IN', 'JOIN', 'NOT', 'ON', 'OR', 'OVER', 'SELECT', 'USING', 'VALUES', 'WHERE', 'EXISTS', 'INTO', 'WITH', 'TABLE']);
+const NOT_CALLS = new Set(['AND', 'AS', 'FROM', 'IN', 'JOIN', 'NOT', 'ON', 'OR', 'OVER', 'SELECT', 'USING', 'VALUES', 'WHERE', 'EXISTS', 'INTO', 'WITH', 'TABLE', 'WHEN', 'THEN', 'ELSE']);
 
 /** Every function a statement calls (names before `(`, outside comments, strings and quoted names). */
 function calledFunctions(sql: string): string[] {

@@ -78,6 +78,8 @@ const FAITHFUL = [
   '90_state.sql#0: node_known',
   '90_state.sql#1: runs',
   '90_state.sql#2: entries_new',
+  '90_state.sql#3: pending_dirty',
+  '90_state.sql#4: pending_dirty',
   '20_kept.sql#12: findings',
   '45_apply.sql#0: fold_intervals',
   '45_apply.sql#2: anomalies',

@@ -41,6 +41,12 @@ export interface RuleParams {
   bucket?: number;
   /** About how many events a fold bucket holds (bounds the memory of one fold step). Default 200 000. */
   bucket_events?: number;
+  /**
+   * 1: a run of a backlog read in chunks with more to come (listed objects it has not read). It
+   * holds the watermark where the previous run left it and passes on what the next run stands on
+   * unchanged, so that no hour turns final before the whole backlog is in. Default 0.
+   */
+  hold_watermark?: number;
 }
 
 export const DEFAULT_BUCKET_EVENTS = 200_000;
@@ -84,17 +90,18 @@ export function ruleFiles(): { file: string; text: string }[] {
     .map((file) => ({ file, text: fs.readFileSync(dir + file, 'utf8') }));
 }
 
-const PARAM_NAMES = ['now_ms', 'grace_ms', 'stale_after_ms', 'retain_ms', 'max_skew_ms', 'run', 'bucket', 'bucket_events'] as const;
+const PARAM_NAMES = ['now_ms', 'grace_ms', 'stale_after_ms', 'retain_ms', 'max_skew_ms', 'run', 'bucket', 'bucket_events', 'hold_watermark'] as const;
 
 /** Every parameter as an integer literal: a rendered script never carries text from outside. */
 function literals(params: RuleParams): Record<string, string> {
-  const p: Required<RuleParams> = { bucket: 0, bucket_events: DEFAULT_BUCKET_EVENTS, ...params };
+  const p: Required<RuleParams> = { bucket: 0, bucket_events: DEFAULT_BUCKET_EVENTS, hold_watermark: 0, ...params };
   const out: Record<string, string> = {};
   for (const name of PARAM_NAMES) {
     const v: unknown = p[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Error(`SQL parameter ${name} must be a safe integer, got ${String(v)}`);
     const min = name === 'run' || name === 'bucket_events' ? 1 : 0;
     if (v < min) throw new Error(`SQL parameter ${name} must be ${min === 1 ? 'at least 1' : 'non-negative'}, got ${v}`);
+    if (name === 'hold_watermark' && v > 1) throw new Error(`SQL parameter hold_watermark must be 0 or 1, got ${v}`);
     out[name] = String(v);
   }
   return out;

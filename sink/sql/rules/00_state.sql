@@ -270,6 +270,15 @@ CREATE TABLE IF NOT EXISTS {{hourly}} (
   previous_ms BIGINT
 );
 
+-- Resources whose billed time changed in final hours while the watermark was held (a chunk of a
+-- backlog with more to come): such a run leaves final hours alone, and the first run that does not
+-- hold recomputes them from here, so a final hour is revised once, for what the whole backlog says.
+CREATE TABLE IF NOT EXISTS {{pending_dirty}} (
+  family STRING NOT NULL,
+  resource_id STRING NOT NULL,
+  dirty_hour BIGINT NOT NULL
+);
+
 -- The UTC days (epoch ms of midnight) whose output partitions this run changed.
 CREATE TABLE IF NOT EXISTS {{changed_days}} (
   output STRING NOT NULL,          -- 'hourly' or 'intervals'

@@ -60,8 +60,14 @@ computed AS (
 SELECT
   c.min_complete_ms,
   c.computed_ms,
-  -- It never moves back: what was published final stays final.
-  CASE WHEN r.previous_watermark_ms IS NULL THEN c.computed_ms ELSE GREATEST(r.previous_watermark_ms, c.computed_ms) END AS watermark_ms,
+  -- It never moves back: what was published final stays final. A chunk of a backlog with more to
+  -- come holds it where it was (the epoch, before any entry, when there was none): the listed objects
+  -- it has not read yet may hold entries of any hour, so no hour turns final before they are in.
+  CASE
+    WHEN {{$hold_watermark}} = 1 THEN COALESCE(r.previous_watermark_ms, 0)
+    WHEN r.previous_watermark_ms IS NULL THEN c.computed_ms
+    ELSE GREATEST(r.previous_watermark_ms, c.computed_ms)
+  END AS watermark_ms,
   r.previous_watermark_ms
 FROM computed AS c
 CROSS JOIN (SELECT previous_watermark_ms FROM {{runs}} WHERE run = {{$run}}) AS r;

@@ -69,9 +69,12 @@ FROM (
 -- Per resource, the first moment its billed time can differ from the last run's: an interval that
 -- came, went or changed counts from its start; one whose billed end alone moved (closed, extended to
 -- the new watermark, ended by a stale node) from the earlier of its two ends. Hours before it stand.
+-- A run that holds the watermark recomputes no final hour: it starts at the first hour that is not
+-- final (found_hour keeps where it would have started, for pending_dirty, 90_state.sql); the next
+-- run that does not hold starts where the held ones left off, if that is earlier.
 CREATE OR REPLACE TABLE {{dirty}} AS
 WITH marks AS (
-  SELECT watermark_ms, previous_watermark_ms FROM {{watermark}}
+  SELECT watermark_ms, previous_watermark_ms, @idiv(watermark_ms, 3600000) * 3600000 AS open_hour FROM {{watermark}}
 ),
 o AS (
   SELECT i.*, COALESCE(i.end_ms, m.previous_watermark_ms, i.start_ms) AS bill_end_ms FROM {{intervals_old}} AS i CROSS JOIN marks AS m
@@ -92,11 +95,28 @@ pairs AS (
     END AS dirty_from
   FROM o
   FULL OUTER JOIN n ON o.family = n.family AND o.resource_id = n.resource_id AND o.start_event_id = n.start_event_id
+),
+found AS (
+  SELECT family, resource_id, @idiv(MIN(dirty_from), 3600000) * 3600000 AS found_hour
+  FROM pairs
+  WHERE dirty_from IS NOT NULL
+  GROUP BY family, resource_id
+),
+held AS (
+  SELECT family, resource_id, dirty_hour AS found_hour FROM {{pending_dirty}} WHERE {{$hold_watermark}} = 0
+),
+joined AS (
+  SELECT family, resource_id, MIN(found_hour) AS found_hour
+  FROM (SELECT * FROM found UNION ALL SELECT * FROM held) AS x
+  GROUP BY family, resource_id
 )
-SELECT family, resource_id, @idiv(MIN(dirty_from), 3600000) * 3600000 AS dirty_hour
-FROM pairs
-WHERE dirty_from IS NOT NULL
-GROUP BY family, resource_id;
+SELECT
+  j.family,
+  j.resource_id,
+  CASE WHEN {{$hold_watermark}} = 1 THEN GREATEST(j.found_hour, m.open_hour) ELSE j.found_hour END AS dirty_hour,
+  j.found_hour
+FROM joined AS j
+CROSS JOIN marks AS m;
 
 MERGE INTO {{intervals}} AS i
 USING {{candidates}} AS c
