@@ -8,7 +8,8 @@ import { flagParser } from './flag-parser.js';
 import { EXIT_LOCKED, EXIT_USAGE } from './exit-codes.js';
 import { errorExit, localPath, reportError, requireDirectory, requireWritableFile, UsageError } from './cli-error.js';
 import { parseTime } from './time-flag.js';
-import { formatDuration, parseByteSize, parseDuration } from '../duration.js';
+import { formatByteSize, formatDuration, parseByteSize, parseDuration } from '../duration.js';
+import { DEFAULT_CHUNK_BYTES } from '../consumer/backlog-chunks.js';
 import { RollupLockedError } from '../consumer/state-lock.js';
 import { StateFileError } from '../consumer/state-error.js';
 
@@ -25,6 +26,7 @@ export interface ConsumerFlags {
   maxSkew: number;
   now?: Date;
   memoryLimit: number;
+  chunkBytes: number;
   format: OutputFormat;
 }
 
@@ -40,6 +42,9 @@ export const memoryFlag = wrap((text: string): number => {
 });
 
 export const DEFAULT_MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024;
+
+/** A size, 0 allowed (no limit). */
+export const chunkFlag = wrap(parseByteSize);
 const OUTPUTS = 'hourly/dt=YYYY-MM-DD/, intervals/dt=YYYY-MM-DD/, revisions/run=N/ and report.json';
 
 /** An RFC 3339 time with a zone (e.g. 2026-11-24T10:00:00Z) or a date (UTC midnight). */
@@ -56,6 +61,11 @@ export function addConsumerFlags(cmd: Command, outRequired: boolean): Command {
     .addOption(new Option('--format <format>', 'output file format').choices(OUTPUT_FORMATS as string[]).default('ndjson'))
     .addOption(
       new Option('--memory-limit <size>', "the engine's memory limit (DuckDB memory_limit); beyond it the run spills to <state>.tmp/ on disk").argParser(memoryFlag).default(DEFAULT_MEMORY_LIMIT_BYTES, '1GiB'),
+    )
+    .addOption(
+      new Option('--chunk-bytes <size>', 'a backlog of new objects bigger than this is read by several runs of about this size, each committed; the watermark holds until the last (0: one run)')
+        .argParser(chunkFlag)
+        .default(DEFAULT_CHUNK_BYTES, formatByteSize(DEFAULT_CHUNK_BYTES)),
     )
     .addOption(new Option('--grace <duration>', 'subtracted from the watermark: uploads still in flight').argParser(durationFlag).default(DEFAULT_GRACE_MS, formatDuration(DEFAULT_GRACE_MS)))
     .addOption(
@@ -81,6 +91,7 @@ export async function rollupOptionsFromFlags(flags: ConsumerFlags): Promise<Engi
     maxSkewMs: flags.maxSkew,
     ...(flags.now ? { now: flags.now } : {}),
     memoryLimit: `${flags.memoryLimit}B`,
+    chunkBytes: flags.chunkBytes,
     format: flags.format,
   };
 }

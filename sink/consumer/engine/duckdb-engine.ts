@@ -28,8 +28,9 @@ import type { Destination } from '../../destinations/destination.js';
 import { openDestination } from '../../destinations/open.js';
 import { DEFAULT_BUCKET_EVENTS, isBucketFile, renderFile, renderRules, type RuleParams } from '../../sql/render.js';
 import type { RollupReport } from '../report.js';
-import { rollupSettings, type RollupOptions, type RunSummary } from '../rollup-options.js';
-import { assertSourceExists, listSource, readProgressObjects } from '../source-reader.js';
+import { rollupSettings, type RollupOptions, type RollupProgress, type RunSummary } from '../rollup-options.js';
+import { assertSourceExists, listSource, readProgressObjects, type ListedObject, type SourceListing } from '../source-reader.js';
+import { DEFAULT_CHUNK_BYTES, planChunks } from '../backlog-chunks.js';
 import { acquireStateLock } from '../state-lock.js';
 import { StateFileError } from '../state-error.js';
 import { allDays, allRevisionRuns, partitionDirs, removeOtherFormat, writeDays, writeRevisions, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
@@ -72,6 +73,11 @@ export interface EngineOptions extends RollupOptions {
   collectRows?: boolean;
   /** Return the hourly rows whose hour starts in [from, to) (epoch ms; null: unbounded), read from the database (`metering usage`). */
   selectHourly?: { from: number | null; to: number | null };
+  /**
+   * About how many bytes of new ledger objects one run reads (default 1 GiB; 0: no limit). A bigger
+   * backlog is read by several runs in this call, each committed; all but the last hold the watermark.
+   */
+  chunkBytes?: number;
   /** About how many events one fold step takes (memory of a step). Default 200 000. */
   bucketEvents?: number;
   /** Replaces the loader (benchmarks: DuckDB's own JSON reader in place of the recorder's parser). */
@@ -286,9 +292,6 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     registerMeteringFold(duck, conn);
     const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1, bucket_events: options.bucketEvents ?? DEFAULT_BUCKET_EVENTS };
 
-    // One transaction per run, the tables' creation included: a failure or a crash anywhere leaves
-    // the database as the previous run left it (a first run that fails leaves no tables).
-    await conn.run('BEGIN TRANSACTION');
     // Where a run's time goes, at debug level (with each statement's ms from runRules).
     let phaseStarted = performance.now();
     const phaseDone = (phase: string): void => {
@@ -296,78 +299,114 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
       log.debug({ phase, ms: Math.round(t - phaseStarted) }, 'metering rollup: phase');
       phaseStarted = t;
     };
-    try {
-      let meta: Meta;
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    // Listed once, by the first run; a backlog bigger than chunkBytes is read by several runs
+    // (backlog-chunks.ts), each one transaction, committed before the next begins.
+    let listing: SourceListing | undefined;
+    let chunks: ListedObject[][] = [];
+    let newQuarantine: ListedObject[] = [];
+    const listedAt = new Map<string, number>();
+    const ledgerBad: LoadResult['bad'] = [];
+    const done = { objects: 0, entries: 0, revisions: 0, files: 0 };
+    let firstRun = 0;
+    for (let chunk = 0; ; chunk++) {
+      // One transaction per run, the tables' creation included: a failure or a crash anywhere leaves
+      // the database as the previous run left it (a first run that fails leaves no tables).
+      await conn.run('BEGIN TRANSACTION');
       try {
-        meta = await checkMeta(conn, stateFile ?? ':memory:', options.source);
+        let meta: Meta;
+        try {
+          meta = await checkMeta(conn, stateFile ?? ':memory:', options.source);
+        } catch (err) {
+          if (err instanceof StateFileError) throw err;
+          throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
+        }
+        for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
+        const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
+        // The earlier consumer's state is carried over into a database that has no run yet.
+        if (chunk === 0 && legacy && last!.run === null) {
+          const carried = await importLegacyState(conn, legacy, options.source);
+          log.info({ legacy, ...carried }, 'metering rollup: carrying the earlier consumer\'s state over (published rows and revisions kept; every object is read again)');
+        } else if (chunk === 0) legacy = undefined;
+        const [afterImport] = legacy && chunk === 0 ? await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs') : [last];
+        const run = (afterImport!.run === null ? 0 : num(afterImport!.run!)) + 1;
+        if (chunk === 0) firstRun = run;
+
+        if (!listing) {
+          progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
+          listing = await listSource(destination, prefix);
+          const read = new Set((await rows(conn, 'SELECT object FROM metering_objects')).map((r) => str(r.object!)));
+          const newLedger = listing.ledger.filter((o) => !read.has(o.name));
+          newQuarantine = listing.quarantine.filter((o) => !read.has(o.name));
+          read.clear();
+          newLedger.forEach((o, i) => listedAt.set(o.name, i));
+          chunks = planChunks(newLedger, chunkBytes);
+          phaseDone('open and list');
+        }
+        const ledger = chunks[chunk]!;
+        const hold = chunk < chunks.length - 1;
+        const params: RuleParams = { ...base, run, hold_watermark: hold ? 1 : 0 };
+        const objectsTotal = listedAt.size + newQuarantine.length;
+        const before = { ...done };
+        const onProgress = (p: RollupProgress): void => progress({ ...p, objectsDone: before.objects + p.objectsDone, objectsTotal, entries: before.entries + p.entries });
+
+        const load = options.loader ?? loadNewObjects;
+        const loaded = await load(conn, destination, { run, ledger, quarantine: chunk === 0 ? newQuarantine : [], concurrency: options.concurrency ?? 8, log, onProgress });
+        done.objects += loaded.objectsDone;
+        done.entries += loaded.entries;
+        // What every run of this invocation could not read, in the listing's order (as one run
+        // reports it), then the node progress this run read.
+        ledgerBad.push(...loaded.bad);
+        ledgerBad.sort((a, b) => (listedAt.get(a.object) ?? listedAt.size) - (listedAt.get(b.object) ?? listedAt.size));
+        const bad = [...ledgerBad];
+        progress({ phase: 'compute', objectsDone: done.objects, objectsTotal, entries: done.entries });
+        await appendNodeReads(conn, destination, listing.nodes, bad);
+        phaseDone('load');
+        await runRules(conn, params, log, options.onStatement);
+        phaseDone('rules');
+
+        const report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
+        const [rev] = await rows(conn, `SELECT COUNT(*) AS n FROM metering_revisions WHERE run = ${run}`);
+        done.revisions += num(rev!.n!);
+        phaseDone('report');
+        progress({ phase: 'write', objectsDone: done.objects, objectsTotal, entries: done.entries });
+        lock?.check();
+        let files = 0;
+        if (options.out) {
+          const reportFile = path.join(options.out, 'report.json');
+          // Everything is written again when the outputs are not there (a new --out, a deleted one) or were in another format.
+          // A run that died between writing partitions and committing may have left partitions this
+          // run does not see as changed (its inputs moved on): the marker says so, and all is rewritten.
+          const pending = path.join(options.out, '.outputs-pending');
+          const full = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pending);
+          await writeFileAtomic(pending, `${run}\n`);
+          files = await writeOutputs(conn, options.out, format, full, run);
+          if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
+          for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
+          await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
+        }
+        done.files += files;
+        phaseDone('outputs');
+        const collected = !hold && options.collectRows ? await readRows(conn, firstRun) : undefined;
+        const hourly = !hold && options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
+        // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
+        lock?.check();
+        await conn.run('COMMIT');
+        phaseDone('commit');
+        if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
+        // Kept as a backup, out of the way: the database is the state now.
+        if (legacy && chunk === 0) await fsp.rename(legacy, `${legacy}.migrated`);
+        if (chunks.length > 1) {
+          log.info({ chunk: chunk + 1, chunks: chunks.length, run, objects_read: loaded.objectsDone, entries_read: loaded.entries, holds_watermark: hold }, 'metering rollup: backlog chunk committed');
+        }
+        if (hold) continue;
+        const summary: RunSummary = { objects_read: done.objects, entries_read: done.entries, new_revisions: done.revisions, watermark: report.watermark };
+        log.info({ ...summary, runs: chunks.length, bad_objects: bad.length, intervals: report.intervals.total, hourly_rows: report.hourly_rows.total, files_written: done.files }, 'metering rollup: done');
+        return { report, run: summary, ...(collected ? { rows: collected } : {}), ...(hourly ? { hourly } : {}) };
       } catch (err) {
-        if (err instanceof StateFileError) throw err;
-        throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
+        await conn.run('ROLLBACK').catch(() => {});
+        throw err;
       }
-      for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
-      const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
-      // The earlier consumer's state is carried over into a database that has no run yet.
-      if (legacy && last!.run === null) {
-        const carried = await importLegacyState(conn, legacy, options.source);
-        log.info({ legacy, ...carried }, 'metering rollup: carrying the earlier consumer\'s state over (published rows and revisions kept; every object is read again)');
-      } else legacy = undefined;
-      const [afterImport] = legacy ? await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs') : [last];
-      const run = (afterImport!.run === null ? 0 : num(afterImport!.run!)) + 1;
-      const params: RuleParams = { ...base, run };
-
-      progress({ phase: 'list', objectsDone: 0, objectsTotal: 0, entries: 0 });
-      const listing = await listSource(destination, prefix);
-      const read = new Set((await rows(conn, 'SELECT object FROM metering_objects')).map((r) => str(r.object!)));
-      const newLedger = listing.ledger.filter((o) => !read.has(o.name));
-      const newQuarantine = listing.quarantine.filter((o) => !read.has(o.name));
-      read.clear();
-      phaseDone('open and list');
-
-      const load = options.loader ?? loadNewObjects;
-      const loaded = await load(conn, destination, { run, ledger: newLedger, quarantine: newQuarantine, concurrency: options.concurrency ?? 8, log, onProgress: progress });
-      const bad = loaded.bad;
-      progress({ phase: 'compute', objectsDone: loaded.objectsDone, objectsTotal: loaded.objectsDone, entries: loaded.entries });
-      await appendNodeReads(conn, destination, listing.nodes, bad);
-      phaseDone('load');
-      await runRules(conn, params, log, options.onStatement);
-      phaseDone('rules');
-
-      const report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
-      const [rev] = await rows(conn, `SELECT COUNT(*) AS n FROM metering_revisions WHERE run = ${run}`);
-      const newRevisions = num(rev!.n!);
-      phaseDone('report');
-      progress({ phase: 'write', objectsDone: loaded.objectsDone, objectsTotal: loaded.objectsDone, entries: loaded.entries });
-      lock?.check();
-      let files = 0;
-      if (options.out) {
-        const reportFile = path.join(options.out, 'report.json');
-        // Everything is written again when the outputs are not there (a new --out, a deleted one) or were in another format.
-        // A run that died between writing partitions and committing may have left partitions this
-        // run does not see as changed (its inputs moved on): the marker says so, and all is rewritten.
-        const pending = path.join(options.out, '.outputs-pending');
-        const full = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pending);
-        await writeFileAtomic(pending, `${run}\n`);
-        files = await writeOutputs(conn, options.out, format, full, run);
-        if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
-        for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
-        await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
-      }
-      phaseDone('outputs');
-      const collected = options.collectRows ? await readRows(conn, run) : undefined;
-      const hourly = options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
-      // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
-      lock?.check();
-      await conn.run('COMMIT');
-      phaseDone('commit');
-      if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
-      // Kept as a backup, out of the way: the database is the state now.
-      if (legacy) await fsp.rename(legacy, `${legacy}.migrated`);
-      const summary: RunSummary = { objects_read: loaded.objectsDone, entries_read: loaded.entries, new_revisions: newRevisions, watermark: report.watermark };
-      log.info({ ...summary, bad_objects: bad.length, intervals: report.intervals.total, hourly_rows: report.hourly_rows.total, files_written: files }, 'metering rollup: done');
-      return { report, run: summary, ...(collected ? { rows: collected } : {}), ...(hourly ? { hourly } : {}) };
-    } catch (err) {
-      await conn.run('ROLLBACK').catch(() => {});
-      throw err;
     }
   } finally {
     connection?.closeSync();

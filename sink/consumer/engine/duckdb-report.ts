@@ -15,7 +15,7 @@ const CAP = 1000;
 export interface RolledRows {
   intervals: UsageInterval[];
   hourly: HourlyRow[];
-  /** Revisions emitted by this run. */
+  /** Revisions emitted by this call (by its runs, when it read a backlog in chunks). */
   revisions: HourlyRow[];
 }
 
@@ -214,12 +214,12 @@ export async function readReport(conn: DuckDBConnection, c: ReportContext): Prom
   return report;
 }
 
-/** Every interval, hourly row and this run's revisions, as the reference model returns them (tests, small histories). */
-export async function readRows(conn: DuckDBConnection, run: number): Promise<RolledRows> {
+/** Every interval, hourly row and the revisions of runs from `firstRun` on (one call's runs), as the reference model returns them (tests, small histories). */
+export async function readRows(conn: DuckDBConnection, firstRun: number): Promise<RolledRows> {
   return {
     intervals: await columnRows(conn, `SELECT ${INTERVAL_COLUMNS} FROM metering_intervals ORDER BY ${INTERVAL_ORDER}`, toInterval),
     hourly: await columnRows(conn, `SELECT ${HOURLY_COLUMNS} FROM metering_hourly ORDER BY ${HOURLY_ORDER}`, toHourly),
-    revisions: await columnRows(conn, `SELECT ${HOURLY_COLUMNS.replace(', final', ', TRUE AS final')} FROM metering_revisions WHERE run = ${run} ORDER BY ord`, toHourly),
+    revisions: await columnRows(conn, `SELECT ${HOURLY_COLUMNS.replace(', final', ', TRUE AS final')} FROM metering_revisions WHERE run >= ${firstRun} ORDER BY run, ord`, toHourly),
   };
 }
 

@@ -1,0 +1,190 @@
+/**
+ * A backlog bigger than --chunk-bytes is read by several runs in one `metering rollup`, each
+ * committed (sink/consumer/backlog-chunks.ts): a first run over months of a fleet stays bounded by
+ * the chunk. Every chunk but the last holds the watermark, so chunking may change when an hour turns
+ * final, never what is billed: the outputs equal one run's, byte for byte when nothing was final
+ * before; after a crash between chunks the next run carries on to the same bytes.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { LedgerEntry } from 'metering-ledger';
+import { runRollup } from 'metering-ledger/sink';
+import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
+import { filesUnder, readOutputs } from './support/read-outputs.js';
+import { spawnCli, waitExit } from './support/spawn.js';
+import { tempDir } from './support/tmp.js';
+import { FLEET_GRACE_MS, FLEET_STALE_AFTER_MS, handBuiltFleet } from './support/twin-fleet.js';
+import { pollUntil } from './support/until.js';
+
+const PAUSE_BEFORE_PARTITION = new URL('./support/pause-before-partition.mjs', import.meta.url).href;
+
+/** Every output file (not the state) by relative path, with its bytes. */
+function outputs(dir: string): Record<string, string> {
+  return Object.fromEntries(filesUnder(dir).filter((rel) => !rel.startsWith('state.duckdb')).map((rel) => [rel, fs.readFileSync(path.join(dir, rel), 'utf8')]));
+}
+
+const cliArgs = (source: string, out: string, now: number, extra: string[] = []): string[] => [
+  'rollup', '--source', source, '--out', out, '--now', new Date(now).toISOString(), '--grace', `${FLEET_GRACE_MS / MIN}m`, '--stale-after', `${FLEET_STALE_AFTER_MS / HOUR}h`, ...extra,
+];
+
+async function rollupCli(source: string, out: string, now: number, extra: string[] = []): Promise<string> {
+  const r = await waitExit(spawnCli(cliArgs(source, out, now, extra), { env: { ...process.env, METERING_LOG_LEVEL: 'info' } }));
+  expect(r.stderr.includes('"level":50') ? r.stderr : '', 'no error logged').toBe('');
+  expect(r.code, r.stderr).toBe(0);
+  return r.stderr;
+}
+
+const chunkLogs = (stderr: string): Record<string, unknown>[] =>
+  stderr
+    .split('\n')
+    .filter((l) => l.includes('backlog chunk committed'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+async function committedRuns(state: string): Promise<number> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const instance = await DuckDBInstance.create(state);
+  const conn = await instance.connect();
+  try {
+    return Number((await conn.runAndReadAll('SELECT COUNT(*) FROM metering_runs')).getRows()[0]![0]);
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+
+describe('a backlog read in chunks', () => {
+  it('publishes, byte for byte, what one run publishes; after final hours, the same billed values', async () => {
+    const t = tempDir('chunks-cli');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    const fleet = await handBuiltFleet(bucket);
+    const one = path.join(t.dir, 'one');
+    const chunked = path.join(t.dir, 'chunked');
+    await rollupCli(bucket.dir, one, fleet.now, ['--chunk-bytes', '0']);
+    // One object per run: the fleet's first objects hold hours its later ones change.
+    const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
+    const ledgerObjects = filesUnder(path.join(bucket.dir, 'ledger')).length;
+    expect(logs.map((l) => l.chunk)).toEqual(Array.from({ length: ledgerObjects }, (_, i) => i + 1));
+    expect(logs.map((l) => l.holds_watermark)).toEqual(Array.from({ length: ledgerObjects }, (_, i) => i < ledgerObjects - 1));
+    expect(readOutputs(one).report.hourly_rows.final).toBeGreaterThan(0);
+    expect(outputs(chunked)).toEqual(outputs(one));
+
+    // Now hours are final. A backlog of late entries, in three objects, and the stale node back:
+    // the chunks leave final hours to the last one, which revises each once, as one run does.
+    const now2 = await fleet.comeBack();
+    const late = new TestWriter('node-a', 'wa3');
+    await bucket.put([late.start('vm7', T0 + 20 * MIN), late.stop('vm7', T0 + 2 * HOUR + 5 * MIN)]);
+    await bucket.put([late.start('vm7', T0 + 2 * HOUR + 30 * MIN), late.stop('vm7', T0 + 3 * HOUR)]);
+    await bucket.put([late.start('vm8', T0 + 10 * MIN), late.running('vm8', T0 + 8 * HOUR)]);
+    await rollupCli(bucket.dir, one, now2, ['--chunk-bytes', '0']);
+    expect(chunkLogs(await rollupCli(bucket.dir, chunked, now2, ['--chunk-bytes', '1'])).length).toBe(4);
+    const a = readOutputs(one);
+    const b = readOutputs(chunked);
+    expect(a.report.late_entries.count).toBeGreaterThan(0);
+    expect(a.report.revisions).toBeGreaterThan(0);
+    expect(b.intervals).toEqual(a.intervals);
+    expect(b.hourly).toEqual(a.hourly);
+    expect(b.revisions).toEqual(a.revisions);
+    expect(b.report).toEqual(a.report);
+    // The same bytes, but the revisions' partition: named by the run that emitted them (the last chunk).
+    const revisionsDir = (out: string): string[] => fs.readdirSync(path.join(out, 'revisions'));
+    expect(revisionsDir(one)).toEqual(['run=000002']);
+    expect(revisionsDir(chunked)).toEqual([`run=${String(ledgerObjects + 4).padStart(6, '0')}`]);
+    const rest = (out: string): Record<string, string> => Object.fromEntries(Object.entries(outputs(out)).filter(([rel]) => !rel.startsWith('revisions')));
+    expect(rest(chunked)).toEqual(rest(one));
+  }, 120_000);
+
+  it('killed -9 between chunks, the next run carries on and publishes the same bytes', async () => {
+    const t = tempDir('chunks-kill');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    const fleet = await handBuiltFleet(bucket);
+    const one = path.join(t.dir, 'one');
+    const chunked = path.join(t.dir, 'chunked');
+    await rollupCli(bucket.dir, one, fleet.now, ['--chunk-bytes', '0']);
+    const ledgerObjects = filesUnder(path.join(bucket.dir, 'ledger')).length;
+
+    // Stopped for good before the 6th partition it renames into place (a later chunk's), then killed.
+    const marker = path.join(t.dir, 'paused');
+    const child = spawnCli(cliArgs(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']), {
+      env: { ...process.env, NODE_OPTIONS: `--import ${PAUSE_BEFORE_PARTITION}`, METERING_TEST_PAUSE_MARKER: marker, METERING_TEST_PAUSE_AT: '6' },
+    });
+    const exited = waitExit(child);
+    await pollUntil('the run to pause before a partition', () => fs.existsSync(marker), 60_000, 20);
+    child.kill('SIGKILL');
+    expect((await exited).signal).toBe('SIGKILL');
+    const runs = await committedRuns(path.join(chunked, 'state.duckdb'));
+    // The killed run's lock is as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time.
+    const lockDir = path.join(chunked, 'state.duckdb.lock');
+    expect(fs.existsSync(lockDir)).toBe(true);
+    const longAgo = Date.now() / 1000 - 3600;
+    fs.utimesSync(lockDir, longAgo, longAgo);
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThan(ledgerObjects);
+
+    // The next run reads only what the committed chunks did not, and ends where one run ends.
+    const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
+    expect(logs.length).toBe(ledgerObjects - runs);
+    expect(outputs(chunked)).toEqual(outputs(one));
+  }, 120_000);
+});
+
+describe('chunked runs, random fleets', () => {
+  const KINDS = ['vm.compute.start', 'vm.compute.stop', 'vm.compute.running', 'vm.storage.start', 'vm.storage.stop', 'snap.storage.start', 'snap.storage.stop'] as const;
+  const NOW = T0 + 12 * HOUR;
+  const eventArb = fc.record({
+    kind: fc.constantFrom(...KINDS),
+    res: fc.constantFrom('r1', 'r2', 'r3'),
+    writer: fc.constantFrom('n1/a', 'n1/b', 'n2/c'),
+    t: fc.integer({ min: 0, max: 10 * 60 }).map((m) => T0 + m * MIN),
+    // Which phase uploads it, and in which of its objects.
+    phase: fc.integer({ min: 0, max: 1 }),
+    piece: fc.integer({ min: 0, max: 3 }),
+  });
+
+  it('give what one run gives, whatever the chunk size', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 2000 }), fc.integer({ min: 0, max: 12 * 60 }), async (events, chunkBytes, n1CompleteMin) => {
+        const t = tempDir('chunks-prop');
+        try {
+          const writers = new Map<string, TestWriter>();
+          const entries = events.map((e, i) => {
+            const [node, w] = e.writer.split('/') as [string, string];
+            if (!writers.has(e.writer)) writers.set(e.writer, new TestWriter(node, w));
+            return { e, entry: { ...writers.get(e.writer)!.entry(e.kind, e.res, e.t), id: `id-${String(i).padStart(4, '0')}` } as LedgerEntry };
+          });
+          // One bucket, two consumers (each its own --out and state): one run, and chunks.
+          const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+          const upload = async (phase: number): Promise<void> => {
+            for (let piece = 0; piece < 4; piece++) {
+              for (const node of ['n1', 'n2']) {
+                const list = entries.filter((x) => x.e.phase === phase && x.e.piece === piece && x.entry.node === node).map((x) => x.entry);
+                if (list.length > 0) await bucket.put(list, { segment: `ledger-20261101T000000000Z-seg0000${piece}.jsonl` });
+              }
+            }
+            await bucket.progress('n1', T0 + (phase === 0 ? n1CompleteMin : 12 * 60) * MIN, NOW + phase * HOUR);
+            await bucket.progress('n2', T0 + 11 * HOUR, NOW + phase * HOUR);
+          };
+          for (const phase of [0, 1]) {
+            await upload(phase);
+            const now = NOW + phase * HOUR;
+            const a = await runRollup({ source: bucket.dir, out: path.join(t.dir, 'out-one'), now, chunkBytes: 0, collectRows: true });
+            const b = await runRollup({ source: bucket.dir, out: path.join(t.dir, 'out-many'), now, chunkBytes, collectRows: true });
+            expect(b.rows!.intervals).toEqual(a.rows!.intervals);
+            expect(b.rows!.hourly).toEqual(a.rows!.hourly);
+            expect(b.rows!.revisions).toEqual(a.rows!.revisions);
+            expect(b.report).toEqual(a.report);
+            // Before any hour is final nothing may differ at all.
+            if (phase === 0) expect(outputs(path.join(t.dir, 'out-many'))).toEqual(outputs(path.join(t.dir, 'out-one')));
+          }
+        } finally {
+          t.cleanup();
+        }
+      }),
+      { numRuns: 20 },
+    );
+  }, 600_000);
+});
