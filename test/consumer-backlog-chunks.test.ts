@@ -13,6 +13,7 @@ import type { LedgerEntry } from 'metering-ledger';
 import { runRollup } from 'metering-ledger/sink';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { filesUnder, readOutputs } from './support/read-outputs.js';
+import { cliError } from './support/cli-error.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
 import { FLEET_GRACE_MS, FLEET_STALE_AFTER_MS, handBuiltFleet } from './support/twin-fleet.js';
@@ -95,7 +96,7 @@ describe('a backlog read in chunks', () => {
     expect(revisionsDir(chunked)).toEqual([`run=${String(ledgerObjects + 4).padStart(6, '0')}`]);
     const rest = (out: string): Record<string, string> => Object.fromEntries(Object.entries(outputs(out)).filter(([rel]) => !rel.startsWith('revisions')));
     expect(rest(chunked)).toEqual(rest(one));
-  }, 120_000);
+  }, 300_000);
 
   it('killed -9 between chunks, the next run carries on and publishes the same bytes', async () => {
     const t = tempDir('chunks-kill');
@@ -129,7 +130,21 @@ describe('a backlog read in chunks', () => {
     const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
     expect(logs.length).toBe(ledgerObjects - runs);
     expect(outputs(chunked)).toEqual(outputs(one));
-  }, 120_000);
+  }, 300_000);
+});
+
+describe('--chunk-bytes', () => {
+  it('that is not a size exits 2 with the flag named, and writes nothing', async () => {
+    const t = tempDir('chunks-flag');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    await handBuiltFleet(bucket);
+    const out = path.join(t.dir, 'out');
+    const r = await waitExit(spawnCli(cliArgs(bucket.dir, out, T0 + 12 * HOUR, ['--chunk-bytes', 'a lot'])));
+    expect(r.code).toBe(2);
+    expect(cliError(r.stderr)).toMatchObject({ exit_code: 2, msg: expect.stringMatching(/--chunk-bytes: invalid size "a lot"/) as unknown });
+    expect(fs.existsSync(out)).toBe(false);
+  }, 60_000);
 });
 
 describe('chunked runs, random fleets', () => {
