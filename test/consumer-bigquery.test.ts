@@ -235,16 +235,26 @@ describe('metering rollup --engine bigquery: what a run sends', () => {
     const report = JSON.parse(fs.readFileSync(path.join(root, 'out', 'report.json'), 'utf8')) as { watermark: string; source: string; nodes: unknown[] };
     expect(report.watermark).toBe('2026-11-21T12:00:00.000Z');
     expect(report.source).toBe('gs://ledgers/fleet');
+    // A v3 state (the test server counts no v2 column): one metadata query says so, no migration DDL.
+    expect(first.filter((s) => s.includes('INFORMATION_SCHEMA.COLUMNS'))).toHaveLength(1);
+    expect(first.filter((s) => s.includes('ALTER TABLE') || s.includes('touched_copies'))).toEqual([]);
 
     // Run 2: BigQuery holds run 1's objects; one new plain object lands on 2026-11-21 only.
     bq.clearQueries();
     bq.respond(/SELECT COALESCE\(MAX\(run\), 0\) AS run FROM `proj\.metering\.runs`/, [{ run: 1 }]);
     bq.respond(/^SELECT object FROM `proj\.metering\.objects`$/, [{ object: day1 }, { object: day2gz }]);
+    // As if the dataset were a state of schema v2: its `entries` has a v2 column.
+    bq.respond(/INFORMATION_SCHEMA\.COLUMNS/, [{ n: 1 }]);
     const day2 = await ship('n1', 'ledger-20261121T100000000Z-cccccccc.jsonl', [entry('n1', 'vm-2', 'vm.compute.stop', 'stop-user', '2026-11-21T11:00:00.000Z')]);
     const run2 = await metering(rollupArgs(['--bq-endpoint', bq.url]));
     expect(run2.code, run2.stderr).toBe(0);
     expect(run2.stdout).toMatch(/read partitions 2026-11-21;/);
     const second = bq.queries.map((q) => q.sql);
+    // Migrated in place, once, before the rules: v2's columns of `entries` and its scratch table go.
+    const migration = second.filter((s) => s.includes('ALTER TABLE `proj.metering.entries` DROP COLUMN IF EXISTS '));
+    expect(migration).toHaveLength(14);
+    expect(second.filter((s) => s.includes('DROP TABLE IF EXISTS `proj.metering.touched_copies`'))).toHaveLength(1);
+    expect(second.indexOf(migration[0]!)).toBeLessThan(second.findIndex((s) => s.startsWith('INSERT INTO `proj.metering.runs`')));
     // Exactly one statement reads the ledger's files, and only the new object's day, of the plain table.
     const reads = second.filter((s) => !s.startsWith('CREATE OR REPLACE EXTERNAL TABLE') && !s.startsWith('CREATE OR REPLACE VIEW') && /`proj\.metering\.(ledger_lines_plain|ledger_lines_gz|ledger_plain|ledger_gz|ledger)`/.test(s));
     expect(reads).toHaveLength(1);

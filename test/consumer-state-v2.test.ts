@@ -14,6 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
 import { parseLedgerBuffer } from 'metering-ledger';
+import { DIALECTS, renderRules } from 'metering-ledger/sink';
 import { HOUR, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { filesUnder } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
@@ -51,6 +52,13 @@ function rollup(source: string, out: string, now: number): Promise<{ code: numbe
 }
 
 describe('state v2', () => {
+  it('is migrated by its own statements, never part of every run (sink/sql/migrations/v3.sql)', () => {
+    for (const dialect of DIALECTS) {
+      const every = renderRules(dialect, { now_ms: 0, grace_ms: 0, stale_after_ms: 0, retain_ms: 0, max_skew_ms: 0, run: 1 }).map((s) => s.sql).join('\n');
+      expect(every).not.toMatch(/ALTER TABLE|touched_copies/);
+    }
+  });
+
   it('is migrated by the next run, which publishes what a v3 state publishes', async () => {
     const t = tempDir('state-v2');
     onTestFinished(t.cleanup);

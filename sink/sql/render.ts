@@ -16,6 +16,7 @@
  * Types the two share are spelled the same everywhere: BIGINT, STRING and BOOL are accepted by both.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type Dialect = 'duckdb' | 'bigquery';
@@ -67,18 +68,17 @@ export interface RenderedStatement {
 /** Files whose statements run once per fold bucket. */
 export const isBucketFile = (file: string): boolean => file.endsWith('.bucket.sql');
 
-const RULES_DIR_CANDIDATES = [
-  new URL('./rules/', import.meta.url), // sources (sink/sql/render.ts)
-  new URL('../../../sink/sql/rules/', import.meta.url), // built (dist/sink/sql/render.js); the package ships sink/sql
-];
-
-function rulesDir(): string {
-  for (const url of RULES_DIR_CANDIDATES) {
+/** A directory of sink/sql, from the sources (sink/sql/render.ts) or the build (dist/sink/sql/render.js; the package ships sink/sql). */
+function sqlDir(name: 'rules' | 'migrations'): string {
+  const candidates = [new URL(`./${name}/`, import.meta.url), new URL(`../../../sink/sql/${name}/`, import.meta.url)];
+  for (const url of candidates) {
     const dir = fileURLToPath(url);
     if (fs.existsSync(dir)) return dir;
   }
-  throw new Error(`metering: the SQL rules directory is missing (looked in ${RULES_DIR_CANDIDATES.map((u) => fileURLToPath(u)).join(', ')})`);
+  throw new Error(`metering: the SQL ${name} directory is missing (looked in ${candidates.map((u) => fileURLToPath(u)).join(', ')})`);
 }
+
+const rulesDir = (): string => sqlDir('rules');
 
 /** The rules files in execution order. */
 export function ruleFiles(): { file: string; text: string }[] {
@@ -220,4 +220,15 @@ export function renderFile(dialect: Dialect, file: string, params: RuleParams, o
   const found = ruleFiles().find((f) => f.file === file);
   if (!found) throw new Error(`no SQL rules file ${file}`);
   return statements(renderTemplate(dialect, found.text, params, options)).map((sql) => ({ file, sql, perBucket: isBucketFile(file) }));
+}
+
+/**
+ * The statements that migrate a state to schema version `version` from the one before
+ * (`sink/sql/migrations/v<version>.sql`). Run once, by the first run on an older state, in its
+ * transaction; they take no run parameters.
+ */
+export function renderMigration(dialect: Dialect, version: number, options: RenderOptions = {}): string[] {
+  const file = path.join(sqlDir('migrations'), `v${version}.sql`);
+  if (!Number.isSafeInteger(version) || !fs.existsSync(file)) throw new Error(`no state migration to schema version ${version}`);
+  return statements(renderTemplate(dialect, fs.readFileSync(file, 'utf8'), { now_ms: 0, grace_ms: 0, stale_after_ms: 0, retain_ms: 0, max_skew_ms: 0, run: 1 }, options));
 }

@@ -21,12 +21,18 @@ import { openDestination } from '../../destinations/open.js';
 import { bigQueryFoldFunction } from '../../sql/fold-udf.js';
 import { renderExternalTables, sourceUri } from '../../sql/bigquery/external-tables.js';
 import { dtFilter, insertValues, partitionDays, sqlString, stageStatements, type NewObject } from '../../sql/bigquery/stage.js';
-import { renderRules, tableName, type RuleParams } from '../../sql/render.js';
+import { renderMigration, renderRules, tableName, type RuleParams } from '../../sql/render.js';
 import type { RollupReport } from '../report.js';
 import { rollupSettings, type RollupOptions, type RunSummary } from '../rollup-options.js';
 import { countQuarantineLines, listSource, readProgressObjects } from '../source-reader.js';
 import { BigQuerySetupError, connectBigQuery, type BigQueryClientOptions, type BigQueryRunner } from './bigquery-client.js';
 import { readBigQueryReport } from './bigquery-report.js';
+
+/** Whether the dataset's `entries` still has a column that only schema v2 had (counted: 0 or 1). */
+export function v2StateCheck(dataset: string): string {
+  tableName('bigquery', 'entries', { dataset }); // checks the dataset's name
+  return `SELECT COUNT(*) AS n FROM \`${dataset}.INFORMATION_SCHEMA.COLUMNS\` WHERE table_name = 'entries' AND column_name = 'obj_node'`;
+}
 
 export { BigQuerySetupError, BigQueryTimeoutError, type BigQueryClientOptions } from './bigquery-client.js';
 
@@ -97,6 +103,10 @@ export async function runBigQueryRollup(options: BigQueryRollupOptions): Promise
   for (const sql of renderExternalTables({ bucket, prefix, dataset })) await send(sql, '01_external_tables.sql');
   const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1 };
   for (const s of renderRules('bigquery', base, { dataset }).filter((x) => x.file.startsWith('00_'))) await send(s.sql, s.file);
+  // A state of schema v2 (its `entries` kept every column of every copy) is migrated once: one
+  // metadata query per run instead of the migration's 15 DDL jobs on every run.
+  const [v2] = await send(v2StateCheck(dataset), 'state schema check');
+  if (Number(v2?.n ?? 0) > 0) for (const sql of renderMigration('bigquery', 3, { dataset })) await send(sql, 'state migration to schema v3');
 
   // A run that did not write its watermark did not happen: redo it under the same number.
   const [last] = await send(`SELECT COALESCE(MAX(run), 0) AS run FROM ${t('runs')} WHERE watermark_ms IS NOT NULL`, 'the last finished run');

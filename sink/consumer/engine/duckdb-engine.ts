@@ -26,7 +26,7 @@ import type { Logger } from '../../../src/index.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, removeStaleTempFiles, writeFileAtomic } from '../../atomic-file.js';
 import type { Destination } from '../../destinations/destination.js';
 import { openDestination } from '../../destinations/open.js';
-import { DEFAULT_BUCKET_EVENTS, isBucketFile, renderFile, renderRules, type RuleParams } from '../../sql/render.js';
+import { DEFAULT_BUCKET_EVENTS, isBucketFile, renderFile, renderMigration, renderRules, type RuleParams } from '../../sql/render.js';
 import type { RollupReport } from '../report.js';
 import { rollupSettings, type RollupOptions, type RollupProgress, type RunSummary } from '../rollup-options.js';
 import { assertSourceExists, listSource, readProgressObjects, type ListedObject, type SourceListing } from '../source-reader.js';
@@ -42,7 +42,7 @@ import { importLegacyState, isLegacyState } from './legacy-state.js';
 import { loadNewObjects, type LoadOptions, type LoadResult } from './load-objects.js';
 
 const STATE_SCHEMA_VERSION = 3;
-/** Versions this consumer migrates in place, in the run's transaction: v2 kept every column of every copy in `entries` (00_state.sql drops them). */
+/** Versions this consumer migrates in place, in the run's transaction: v2 kept every column of every copy in `entries` (sink/sql/migrations/v3.sql drops them). */
 const MIGRATED_SCHEMA_VERSIONS = new Set([2]);
 export const DEFAULT_MEMORY_LIMIT = '1GiB';
 
@@ -108,6 +108,8 @@ const quote = (s: string): string => `'${s.replaceAll("'", "''")}'`;
 
 interface Meta {
   format: OutputFormat | null;
+  /** The schema version this run migrates the state from (its transaction runs sink/sql/migrations), or null. */
+  migrateFrom: number | null;
 }
 
 /** The source a state belongs to (a state pointed at another bucket would skip its objects), and the format its outputs were written in. */
@@ -116,11 +118,12 @@ async function checkMeta(connection: DuckDBConnection, file: string, source: str
   const meta = await rows(connection, 'SELECT * FROM metering_meta');
   if (meta.length === 0) {
     await connection.run(`INSERT INTO metering_meta VALUES (${STATE_SCHEMA_VERSION}, ${quote(source)}, NULL)`);
-    return { format: null };
+    return { format: null, migrateFrom: null };
   }
   const m = meta[0]!;
   const version = num(m.schema_version!);
-  if (MIGRATED_SCHEMA_VERSIONS.has(version)) {
+  const migrateFrom = MIGRATED_SCHEMA_VERSIONS.has(version) ? version : null;
+  if (migrateFrom !== null) {
     await connection.run(`UPDATE metering_meta SET schema_version = ${STATE_SCHEMA_VERSION}`);
   } else if (version !== STATE_SCHEMA_VERSION) {
     throw new StateFileError(
@@ -128,7 +131,7 @@ async function checkMeta(connection: DuckDBConnection, file: string, source: str
     );
   }
   if (m.source !== source) throw new StateFileError(`state database ${file} belongs to source ${String(m.source)}, not ${source}; use a separate --state (or --out) per source`);
-  return { format: (m.output_format ?? null) as OutputFormat | null };
+  return { format: (m.output_format ?? null) as OutputFormat | null, migrateFrom };
 }
 
 async function appendNodeReads(conn: DuckDBConnection, destination: Destination, nodes: Parameters<typeof readProgressObjects>[1], bad: LoadResult['bad']): Promise<void> {
@@ -322,6 +325,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
           throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
         }
         for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
+        for (let v = (meta.migrateFrom ?? STATE_SCHEMA_VERSION) + 1; v <= STATE_SCHEMA_VERSION; v++) for (const sql of renderMigration('duckdb', v)) await conn.run(sql);
         const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
         // The earlier consumer's state is carried over into a database that has no run yet.
         if (chunk === 0 && legacy && last!.run === null) {

@@ -14,25 +14,6 @@ CREATE TABLE IF NOT EXISTS {{entries}} (
   id STRING NOT NULL              -- (the order of a migrated v2 table)
 );
 
--- State v2 kept every column of every copy here: a 100 M entry history carried a second whole copy
--- of each line. Migrated in place, the first run after it (a no-op on a v3 state).
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS obj_node;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS seg_created_ms;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS entry_node;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS writer;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS seq;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS kind;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS resource_id;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS reason;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS hypervisor;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS cpu;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS mem_bytes;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS storage_bytes;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS t;
-ALTER TABLE {{entries}} DROP COLUMN IF EXISTS emitted_at;
--- v2's scratch table of the copies of touched ids, whole (20_kept.sql has a view now).
-DROP TABLE IF EXISTS {{touched_copies}};
-
 -- The copies this run read, whole (loaded before the rules run, judged by 20_kept.sql, then only
 -- their columns of {{entries}} are kept).
 CREATE TABLE IF NOT EXISTS {{entries_new}} (
