@@ -6,8 +6,12 @@
  */
 import type { ListedObject } from './source-reader.js';
 
-/** About how many bytes of new ledger objects one run reads. 0: the whole backlog in one run. */
-export const DEFAULT_CHUNK_BYTES = 1024 ** 3;
+/**
+ * About how many bytes of new ledger objects one run reads (0: the whole backlog in one run). A
+ * day of the bench's 10-node fleet: its daily runs stay flat up to 21 M entries of history under
+ * 1 GiB of memory_limit, where runs of 1 GiB of objects ran out of it at ~20 M (docs/benchmarks.md, C).
+ */
+export const DEFAULT_CHUNK_BYTES = 256 * 1024 ** 2;
 
 /**
  * Objects in time order, as far as their names tell: by upload day, then per node its segments

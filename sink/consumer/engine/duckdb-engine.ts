@@ -74,7 +74,7 @@ export interface EngineOptions extends RollupOptions {
   /** Return the hourly rows whose hour starts in [from, to) (epoch ms; null: unbounded), read from the database (`metering usage`). */
   selectHourly?: { from: number | null; to: number | null };
   /**
-   * About how many bytes of new ledger objects one run reads (default 1 GiB; 0: no limit). A bigger
+   * About how many bytes of new ledger objects one run reads (default 256 MiB; 0: no limit). A bigger
    * backlog is read by several runs in this call, each committed; all but the last hold the watermark.
    */
   chunkBytes?: number;
