@@ -9,7 +9,8 @@ import type { ListedObject } from './source-reader.js';
 /**
  * About how many bytes of new ledger objects one run reads (0: the whole backlog in one run). A
  * day of the bench's 10-node fleet: its daily runs stay flat up to 21 M entries of history under
- * 1 GiB of memory_limit, where runs of 1 GiB of objects ran out of it at ~20 M (docs/benchmarks.md, C).
+ * 1 GiB of memory_limit. Runs of 1 GiB of objects ran out of it at ~25 M entries of history, runs
+ * of 256 MiB at ~60 M (docs/benchmarks.md, C): not yet a bound for any backlog.
  */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024 ** 2;
 
