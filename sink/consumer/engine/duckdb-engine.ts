@@ -327,12 +327,13 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
         for (let v = (meta.migrateFrom ?? STATE_SCHEMA_VERSION) + 1; v <= STATE_SCHEMA_VERSION; v++) for (const sql of renderMigration('duckdb', v)) await conn.run(sql);
         const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
-        // The earlier consumer's state is carried over into a database that has no run yet.
-        if (chunk === 0 && legacy && last!.run === null) {
+        // The earlier consumer's state is carried over into a database that has no run yet (by
+        // the first run only: after it commits, `legacy` is cleared).
+        if (legacy && last!.run === null) {
           const carried = await importLegacyState(conn, legacy, options.source);
           log.info({ legacy, ...carried }, 'metering rollup: carrying the earlier consumer\'s state over (published rows and revisions kept; every object is read again)');
-        } else if (chunk === 0) legacy = undefined;
-        const [afterImport] = legacy && chunk === 0 ? await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs') : [last];
+        } else legacy = undefined;
+        const [afterImport] = legacy ? await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs') : [last];
         const run = (afterImport!.run === null ? 0 : num(afterImport!.run!)) + 1;
         if (chunk === 0) firstRun = run;
 
@@ -399,7 +400,10 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         phaseDone('commit');
         if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
         // Kept as a backup, out of the way: the database is the state now.
-        if (legacy && chunk === 0) await fsp.rename(legacy, `${legacy}.migrated`);
+        if (legacy) {
+          await fsp.rename(legacy, `${legacy}.migrated`);
+          legacy = undefined;
+        }
         if (chunks.length > 1) {
           log.info({ chunk: chunk + 1, chunks: chunks.length, run, objects_read: loaded.objectsDone, entries_read: loaded.entries, holds_watermark: hold }, 'metering rollup: backlog chunk committed');
         }
