@@ -12,7 +12,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
 import { runRollup } from 'metering-ledger/sink';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
-import { filesUnder, readOutputs } from './support/read-outputs.js';
+import { filesUnder, outputTexts, readOutputs } from './support/read-outputs.js';
 import { cliError } from './support/cli-error.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
@@ -21,10 +21,6 @@ import { pollUntil } from './support/until.js';
 
 const PAUSE_BEFORE_PARTITION = new URL('./support/pause-before-partition.mjs', import.meta.url).href;
 
-/** Every output file (not the state) by relative path, with its bytes. */
-function outputs(dir: string): Record<string, string> {
-  return Object.fromEntries(filesUnder(dir).filter((rel) => !rel.startsWith('state.duckdb')).map((rel) => [rel, fs.readFileSync(path.join(dir, rel), 'utf8')]));
-}
 
 const cliArgs = (source: string, out: string, now: number, extra: string[] = []): string[] => [
   'rollup', '--source', source, '--out', out, '--now', new Date(now).toISOString(), '--grace', `${FLEET_GRACE_MS / MIN}m`, '--stale-after', `${FLEET_STALE_AFTER_MS / HOUR}h`, ...extra,
@@ -56,22 +52,26 @@ async function committedRuns(state: string): Promise<number> {
 }
 
 
+/** The hand-built fleet in a bucket, read by one run into `one`; `chunked` is where the test reads it in chunks. */
+async function fleetReadInOneRun(name: string) {
+  const t = tempDir(name);
+  onTestFinished(t.cleanup);
+  const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+  const fleet = await handBuiltFleet(bucket);
+  const one = path.join(t.dir, 'one');
+  await rollupCli(bucket.dir, one, fleet.now, ['--chunk-bytes', '0']);
+  return { t, bucket, fleet, one, chunked: path.join(t.dir, 'chunked'), ledgerObjects: filesUnder(path.join(bucket.dir, 'ledger')).length };
+}
+
 describe('a backlog read in chunks', () => {
   it('publishes, byte for byte, what one run publishes; after final hours, the same billed values', async () => {
-    const t = tempDir('chunks-cli');
-    onTestFinished(t.cleanup);
-    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
-    const fleet = await handBuiltFleet(bucket);
-    const one = path.join(t.dir, 'one');
-    const chunked = path.join(t.dir, 'chunked');
-    await rollupCli(bucket.dir, one, fleet.now, ['--chunk-bytes', '0']);
+    const { bucket, fleet, one, chunked, ledgerObjects } = await fleetReadInOneRun('chunks-cli');
     // One object per run: the fleet's first objects hold hours its later ones change.
     const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
-    const ledgerObjects = filesUnder(path.join(bucket.dir, 'ledger')).length;
     expect(logs.map((l) => l.chunk)).toEqual(Array.from({ length: ledgerObjects }, (_, i) => i + 1));
     expect(logs.map((l) => l.holds_watermark)).toEqual(Array.from({ length: ledgerObjects }, (_, i) => i < ledgerObjects - 1));
     expect(readOutputs(one).report.hourly_rows.final).toBeGreaterThan(0);
-    expect(outputs(chunked)).toEqual(outputs(one));
+    expect(outputTexts(chunked)).toEqual(outputTexts(one));
 
     // Now hours are final. A backlog of late entries, in three objects, and the stale node back:
     // the chunks leave final hours to the last one, which revises each once, as one run does.
@@ -94,19 +94,12 @@ describe('a backlog read in chunks', () => {
     const revisionsDir = (out: string): string[] => fs.readdirSync(path.join(out, 'revisions'));
     expect(revisionsDir(one)).toEqual(['run=000002']);
     expect(revisionsDir(chunked)).toEqual([`run=${String(ledgerObjects + 4).padStart(6, '0')}`]);
-    const rest = (out: string): Record<string, string> => Object.fromEntries(Object.entries(outputs(out)).filter(([rel]) => !rel.startsWith('revisions')));
+    const rest = (out: string): Record<string, string> => Object.fromEntries(Object.entries(outputTexts(out)).filter(([rel]) => !rel.startsWith('revisions')));
     expect(rest(chunked)).toEqual(rest(one));
   }, 300_000);
 
   it('killed -9 between chunks, the next run carries on and publishes the same bytes', async () => {
-    const t = tempDir('chunks-kill');
-    onTestFinished(t.cleanup);
-    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
-    const fleet = await handBuiltFleet(bucket);
-    const one = path.join(t.dir, 'one');
-    const chunked = path.join(t.dir, 'chunked');
-    await rollupCli(bucket.dir, one, fleet.now, ['--chunk-bytes', '0']);
-    const ledgerObjects = filesUnder(path.join(bucket.dir, 'ledger')).length;
+    const { t, bucket, fleet, one, chunked, ledgerObjects } = await fleetReadInOneRun('chunks-kill');
 
     // Stopped for good before the 6th partition it renames into place (a later chunk's), then killed.
     const marker = path.join(t.dir, 'paused');
@@ -129,7 +122,7 @@ describe('a backlog read in chunks', () => {
     // The next run reads only what the committed chunks did not, and ends where one run ends.
     const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
     expect(logs.length).toBe(ledgerObjects - runs);
-    expect(outputs(chunked)).toEqual(outputs(one));
+    expect(outputTexts(chunked)).toEqual(outputTexts(one));
   }, 300_000);
 });
 
@@ -193,7 +186,7 @@ describe('chunked runs, random fleets', () => {
             expect(b.rows!.revisions).toEqual(a.rows!.revisions);
             expect(b.report).toEqual(a.report);
             // Before any hour is final nothing may differ at all.
-            if (phase === 0) expect(outputs(path.join(t.dir, 'out-many'))).toEqual(outputs(path.join(t.dir, 'out-one')));
+            if (phase === 0) expect(outputTexts(path.join(t.dir, 'out-many'))).toEqual(outputTexts(path.join(t.dir, 'out-one')));
           }
         } finally {
           t.cleanup();

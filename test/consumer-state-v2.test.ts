@@ -16,7 +16,7 @@ import type { LedgerEntry } from 'metering-ledger';
 import { parseLedgerBuffer } from 'metering-ledger';
 import { DIALECTS, renderRules } from 'metering-ledger/sink';
 import { HOUR, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
-import { filesUnder } from './support/read-outputs.js';
+import { outputTexts } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
 
@@ -42,10 +42,6 @@ async function sql(file: string, statements: string[]): Promise<unknown[][]> {
   return last;
 }
 
-/** Every file under dir (but the state and its temp directory), by relative path. */
-function outputs(dir: string): Record<string, string> {
-  return Object.fromEntries(filesUnder(dir).filter((rel) => !rel.startsWith('state.duckdb')).map((rel) => [rel, fs.readFileSync(path.join(dir, rel), 'utf8')]));
-}
 
 function rollup(source: string, out: string, now: number): Promise<{ code: number | null; stderr: string }> {
   return waitExit(spawnCli(['rollup', '--source', source, '--out', out, '--now', new Date(now).toISOString(), '--grace', '5m', '--stale-after', '6h']));
@@ -111,7 +107,7 @@ describe('state v2', () => {
     const report = JSON.parse(fs.readFileSync(path.join(fresh, 'report.json'), 'utf8')) as { duplicates: number; conflicting_duplicates: { count: number } };
     expect(report.duplicates).toBe(5); // two in the first phase, three in the second
     expect(report.conflicting_duplicates.count).toBe(1);
-    expect(outputs(migrated)).toEqual(outputs(fresh));
+    expect(outputTexts(migrated)).toEqual(outputTexts(fresh));
   }, 60_000);
 
   it('a state of a newer consumer fails closed (exit 2) and is left as it was', async () => {

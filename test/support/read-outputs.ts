@@ -93,3 +93,8 @@ export function filesUnder(dir: string): string[] {
   walk('');
   return out.sort();
 }
+
+/** Every output file under an --out (not the state database and its temp directory), by relative path, with its text. */
+export function outputTexts(dir: string): Record<string, string> {
+  return Object.fromEntries(filesUnder(dir).filter((rel) => !rel.startsWith('state.duckdb')).map((rel) => [rel, fs.readFileSync(path.join(dir, rel), 'utf8')]));
+}
