@@ -110,6 +110,11 @@ describe('a backlog read in chunks', () => {
     await pollUntil('the run to pause before a partition', () => fs.existsSync(marker), 60_000, 20);
     child.kill('SIGKILL');
     expect((await exited).signal).toBe('SIGKILL');
+    // What the killed run committed and had not yet checkpointed is in DuckDB's write-ahead log,
+    // left behind: as private as the state it belongs to.
+    const wal = path.join(chunked, 'state.duckdb.wal');
+    expect(fs.existsSync(wal), 'a write-ahead log left by the killed run').toBe(true);
+    expect(fs.statSync(wal).mode & 0o777).toBe(0o600);
     const runs = await committedRuns(path.join(chunked, 'state.duckdb'));
     // The killed run's lock is as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time.
     const lockDir = path.join(chunked, 'state.duckdb.lock');

@@ -247,6 +247,21 @@ async function writeIfChanged(file: string, text: string): Promise<void> {
   if (before !== text) await writeFileAtomic(file, text);
 }
 
+/**
+ * DuckDB creates its write-ahead log (`<state>.wal`, the committed rows not yet checkpointed into
+ * the database) with the process's umask, readable by everyone; it holds the same entries and
+ * billed rows as the state, and stays behind when a run is killed. Private like the state.
+ */
+function keepWalPrivate(stateFile: string | undefined): void {
+  if (!stateFile) return;
+  try {
+    fs.chmodSync(`${stateFile}.wal`, PRIVATE_FILE_MODE);
+  } catch (err) {
+    // None yet, or removed by a checkpoint: nothing to protect.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
 /** The flat files the consumer wrote before the partitioned layout (docs/consumer.md, "Migrating"). */
 const LEGACY_OUTPUTS = ['intervals.ndjson', 'hourly.ndjson', 'revisions.ndjson'];
 
@@ -291,6 +306,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     }
     // Private like every consumer file: it holds every entry and what was billed.
     if (stateFile) fs.chmodSync(stateFile, PRIVATE_FILE_MODE);
+    keepWalPrivate(stateFile);
     const conn = (connection = await instance.connect());
     registerMeteringFold(duck, conn);
     const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1, bucket_events: options.bucketEvents ?? DEFAULT_BUCKET_EVENTS };
@@ -397,6 +413,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
         lock?.check();
         await conn.run('COMMIT');
+        keepWalPrivate(stateFile);
         phaseDone('commit');
         if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
         // Kept as a backup, out of the way: the database is the state now.
