@@ -17,7 +17,7 @@
  *
  *   npm run bench -- consumer [--entries 10000000] [--span-days 14] [--days 30] [--nodes 10] [--vms 1000]
  *       [--memory-limit 1GiB] [--rollup-limit-s 600] [--fractions 0.1,0.3,1] [--only one-run|daily]
- *       [--huge] [--profile-dir DIR] [--statement-log DIR] [--keep]
+ *       [--huge] [--profile-dir DIR] [--statement-log DIR] [--keep] [--no-reference]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -50,6 +50,7 @@ const { values } = parseArgs({
     'profile-dir': { type: 'string' },
     'statement-log': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'no-reference': { type: 'boolean', default: false },
   },
   strict: false,
   allowPositionals: true,
@@ -138,6 +139,7 @@ try {
         perNode: perNodeA,
         fractions: HUGE ? [1] : FRACTIONS,
         rollupOnly: HUGE,
+        reference: values['no-reference'] !== true,
         limitMs: LIMIT_MS,
         profileDir: PROFILE_DIR,
         title: HUGE ? `One run of \`metering rollup\` at ${int(ENTRIES)} entries (C)` : 'One run (A): `metering rollup` vs the twin SQL alone vs the reference model, same objects',

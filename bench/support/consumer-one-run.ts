@@ -29,6 +29,8 @@ export interface OneRunOptions {
   fractions: number[];
   /** C: the CLI alone (no twin, no reference model). */
   rollupOnly: boolean;
+  /** Whether the reference model runs beside them (--no-reference: not, when only the A ratio is re-measured). */
+  reference: boolean;
   limitMs: number;
   profileDir: string | undefined;
   /** Heading for the printed section. */
@@ -70,7 +72,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
       // The reference model dies somewhere between 3 and 10 M entries: after it did not finish once,
       // larger sets would only fail the same way, slower.
       const previous = rows.at(-1);
-      if (!previous || previous.reference?.counts) {
+      if (o.reference && (!previous || previous.reference?.counts)) {
         console.log('  reference model...');
         reference = await runReferenceModel(spec('reference'));
       }
