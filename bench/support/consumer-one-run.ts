@@ -33,6 +33,8 @@ export interface OneRunOptions {
   reference: boolean;
   limitMs: number;
   profileDir: string | undefined;
+  /** --keep: leave each set's bucket and the rollup's state, so a run that failed (C) can be carried on by hand. */
+  keep: boolean;
   /** Heading for the printed section. */
   title: string;
 }
@@ -78,7 +80,14 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
       }
     }
     rows.push({ set, rollup, twin, reference });
-    for (const who of ['rollup', 'twin', 'reference']) fs.rmSync(path.join(o.work, `${who}-${fraction}`), { recursive: true, force: true });
+    for (const who of ['twin', 'reference']) fs.rmSync(path.join(o.work, `${who}-${fraction}`), { recursive: true, force: true });
+    if (o.keep) {
+      // The chunks a failed run committed stand: the same command carries on from them.
+      const out = path.join(o.work, `rollup-${fraction}`);
+      console.log(`  kept: carry on with  node ${o.cli.bin} rollup --source ${set.dir} --out ${out} --now ${new Date(set.nowMs).toISOString()} --memory-limit ${o.memoryLimit}`);
+      continue;
+    }
+    fs.rmSync(path.join(o.work, `rollup-${fraction}`), { recursive: true, force: true });
     fs.rmSync(set.dir, { recursive: true, force: true });
   }
 
