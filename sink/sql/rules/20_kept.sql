@@ -160,22 +160,55 @@ WHEN MATCHED THEN DELETE;
 INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
 SELECT 'seq_conflicts', object, line_offset, id, entry_node, emitted_at, writer, seq
 FROM (
-  SELECT k.*, ROW_NUMBER() OVER (PARTITION BY k.writer, k.seq ORDER BY k.object, k.line_offset) AS seq_rank
+  SELECT k.object, k.line_offset, k.id, k.entry_node, k.emitted_at, k.writer, k.seq,
+    ROW_NUMBER() OVER (PARTITION BY k.writer, k.seq ORDER BY k.object, k.line_offset) AS seq_rank
   FROM {{kept}} AS k
-  JOIN {{seq_groups}} AS g ON g.writer = k.writer AND g.seq = k.seq
+  JOIN (
+    -- Only groups of several ids are ranked: a window over every group of the run held all of the
+    -- run's kept rows at once (600 MiB of a 1 GiB limit at 3.4 M entries), for no finding.
+    SELECT c.writer, c.seq
+    FROM {{kept}} AS c
+    JOIN {{seq_groups}} AS g ON g.writer = c.writer AND g.seq = c.seq
+    GROUP BY c.writer, c.seq
+    HAVING COUNT(*) > 1
+  ) AS shared ON shared.writer = k.writer AND shared.seq = k.seq
 ) AS s
 WHERE seq_rank > 1;
 
 -- The node of a writer: that of its entry read first (seq gaps are checked against that node's
 -- report). First sightings only come later, so the stored one stands unless its own entry changed.
+-- A writer's first sighting in this run is found by aggregates over few groups (one per writer),
+-- step by step down its order: a window over all of the run's rows, partitioned by writer, held them
+-- all (800 MiB of a 1 GiB limit at 3.4 M entries) to keep one row per writer.
 CREATE OR REPLACE TABLE {{writer_nodes}} AS
+WITH writer_first_run AS (
+  SELECT writer, MIN(arrival_run) AS arrival_run FROM {{kept_touched}} GROUP BY writer
+),
+writer_first_object AS (
+  SELECT k.writer, k.arrival_run, MIN(k.first_object) AS first_object
+  FROM {{kept_touched}} AS k
+  JOIN writer_first_run AS f ON f.writer = k.writer AND f.arrival_run = k.arrival_run
+  GROUP BY k.writer, k.arrival_run
+),
+writer_first_offset AS (
+  SELECT k.writer, k.arrival_run, k.first_object, MIN(k.first_offset) AS first_offset
+  FROM {{kept_touched}} AS k
+  JOIN writer_first_object AS f ON f.writer = k.writer AND f.arrival_run = k.arrival_run AND f.first_object = k.first_object
+  GROUP BY k.writer, k.arrival_run, k.first_object
+),
+run_firsts AS (
+  SELECT k.writer, k.obj_node AS node, k.arrival_run, k.first_object, k.first_offset, k.id
+  FROM {{kept_touched}} AS k
+  JOIN writer_first_offset AS f
+    ON f.writer = k.writer AND f.arrival_run = k.arrival_run AND f.first_object = k.first_object AND f.first_offset = k.first_offset
+)
 SELECT writer, node, arrival_run, first_object, first_offset, id
 FROM (
   SELECT c.*, ROW_NUMBER() OVER (PARTITION BY writer ORDER BY arrival_run, first_object, first_offset) AS rn
   FROM (
     SELECT writer, node, arrival_run, first_object, first_offset, id FROM {{writer_nodes}} WHERE id NOT IN (SELECT id FROM {{touched}})
     UNION ALL
-    SELECT writer, obj_node AS node, arrival_run, first_object, first_offset, id FROM {{kept_touched}}
+    SELECT writer, node, arrival_run, first_object, first_offset, id FROM run_firsts
   ) AS c
 ) AS w
 WHERE rn = 1;
