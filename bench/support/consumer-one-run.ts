@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BuiltCli } from './build.js';
 import { firstObjects, type Fleet, type Subset } from './consumer-fleet.js';
-import { runReferenceModel, runRollupCli, runTwinSqlAlone, type RunOutcome, type RunSpec } from './consumer-runs.js';
+import { rollupCliArgs, runReferenceModel, runRollupCli, runTwinSqlAlone, type RunOutcome, type RunSpec } from './consumer-runs.js';
 import { int, memoryBreakdown, mib, secs, table, type Target } from './report.js';
 
 const GiB = 1024 ** 3;
@@ -83,8 +83,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
     for (const who of ['twin', 'reference']) fs.rmSync(path.join(o.work, `${who}-${fraction}`), { recursive: true, force: true });
     if (o.keep) {
       // The chunks a failed run committed stand: the same command carries on from them.
-      const out = path.join(o.work, `rollup-${fraction}`);
-      console.log(`  kept: carry on with  node ${o.cli.bin} rollup --source ${set.dir} --out ${out} --now ${new Date(set.nowMs).toISOString()} --memory-limit ${o.memoryLimit}`);
+      console.log(`  kept: carry on with  node ${rollupCliArgs(o.cli, spec('rollup'), o.cliMemoryLimit).join(' ')}`);
       continue;
     }
     fs.rmSync(path.join(o.work, `rollup-${fraction}`), { recursive: true, force: true });

@@ -76,10 +76,15 @@ export function cliHasMemoryLimit(cli: BuiltCli): boolean {
   return r.stdout.includes('--memory-limit');
 }
 
-export function runRollupCli(cli: BuiltCli, spec: RunSpec, withMemoryLimit: boolean): Promise<RunOutcome> {
+/** The node arguments of one `metering rollup` of a spec: what is measured, and what `--keep` prints to carry it on. */
+export function rollupCliArgs(cli: BuiltCli, spec: RunSpec, withMemoryLimit: boolean): string[] {
   const args = [cli.bin, 'rollup', '--source', spec.bucket, '--out', spec.out, '--now', new Date(spec.nowMs).toISOString()];
   if (withMemoryLimit) args.push('--memory-limit', spec.memoryLimit);
-  return measured(args, spec, { sampleMemoryMs: 50 }, () => readReportCounts(path.join(spec.out, 'report.json')));
+  return args;
+}
+
+export function runRollupCli(cli: BuiltCli, spec: RunSpec, withMemoryLimit: boolean): Promise<RunOutcome> {
+  return measured(rollupCliArgs(cli, spec, withMemoryLimit), spec, { sampleMemoryMs: 50 }, () => readReportCounts(path.join(spec.out, 'report.json')));
 }
 
 const childJson = (u: ChildUsage): ReportCounts & { loader?: string } => JSON.parse(u.stdout.trim().split('\n').at(-1)!) as ReportCounts & { loader?: string };
