@@ -38,7 +38,7 @@ const FAITHFUL = [
   '10_run.sql#1: runs',
   '20_kept.sql#0: touched',
   '20_kept.sql#1: kept_before',
-  '20_kept.sql#3: copy_counts',
+  '20_kept.sql#3: copy_ranks',
   '20_kept.sql#4: kept_touched',
   '20_kept.sql#5: kept',
   '20_kept.sql#6: kept',

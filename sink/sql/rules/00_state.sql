@@ -270,3 +270,7 @@ CREATE TABLE IF NOT EXISTS {{changed_days}} (
 DELETE FROM {{entries_new}} WHERE TRUE;
 
 DELETE FROM {{changed_days}} WHERE TRUE;
+
+-- A scratch table the rules no longer write (each id's count of copies; 20_kept.sql ranks only ids
+-- of several copies now, in {{copy_ranks}}): a state written before is left lighter.
+DROP TABLE IF EXISTS {{copy_counts}};

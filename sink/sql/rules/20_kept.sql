@@ -5,7 +5,7 @@
 -- Incremental: only the ids this run read a copy of are judged again; every other kept row, and
 -- every verdict fixed at arrival (late, too late), stands.
 CREATE OR REPLACE TABLE {{touched}} AS
-SELECT DISTINCT id FROM {{entries_new}};
+SELECT id, COUNT(*) AS new_copies FROM {{entries_new}} GROUP BY id;
 
 CREATE OR REPLACE TABLE {{kept_before}} AS
 SELECT k.* FROM {{kept}} AS k JOIN {{touched}} AS t ON t.id = k.id;
@@ -34,49 +34,74 @@ FROM {{entries}} AS e
 JOIN {{kept_before}} AS b ON b.id = e.id
 WHERE e.object <> b.object OR e.line_offset <> b.line_offset;
 
--- How many copies each touched id has: most have one, and a lone copy needs no ranking (the
--- window functions below sort only the ids with several copies).
-CREATE OR REPLACE TABLE {{copy_counts}} AS
-SELECT id, COUNT(*) AS copies FROM {{copies_of_touched}} GROUP BY id;
+-- Every copy of the ids with several copies: those kept before (their kept copy and this run's),
+-- and those this run read more than once. Every other touched id has one copy, this run's, which
+-- is its kept copy, its first sighting and its arrival. Only these few are ranked, by where each
+-- copy was read, carrying what their findings quote of the kept copy: whole rows through a window,
+-- or a join of every touched id's count, held all of a run's copies at once (a 1 GiB limit failed
+-- at 3.4 M entries a run).
+CREATE OR REPLACE TABLE {{copy_ranks}} AS
+WITH ranked AS (
+  SELECT
+    c.id,
+    c.object,
+    c.line_offset,
+    c.digest,
+    ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS copy_rank,
+    MIN(c.run) OVER (PARTITION BY c.id) AS arrival_run,
+    COUNT(*) OVER (PARTITION BY c.id) AS copies,
+    -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
+    FIRST_VALUE(c.object) OVER (PARTITION BY c.id ORDER BY c.run, c.object, c.line_offset) AS first_object,
+    FIRST_VALUE(c.line_offset) OVER (PARTITION BY c.id ORDER BY c.run, c.object, c.line_offset) AS first_offset,
+    -- The kept copy's (the smallest object, offset: a whole row, from this run or kept before).
+    FIRST_VALUE(c.digest) OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS kept_digest,
+    FIRST_VALUE(c.entry_node) OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS kept_entry_node,
+    FIRST_VALUE(c.emitted_at) OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS kept_emitted_at,
+    FIRST_VALUE(c.writer) OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS kept_writer,
+    FIRST_VALUE(c.seq) OVER (PARTITION BY c.id ORDER BY c.object, c.line_offset) AS kept_seq
+  FROM {{copies_of_touched}} AS c
+  WHERE c.id IN (SELECT id FROM {{touched}} WHERE new_copies > 1 UNION ALL SELECT id FROM {{kept_before}})
+)
+SELECT r.*, a.arrival_watermark_ms, a.arrival_horizon_ms
+FROM ranked AS r
+LEFT JOIN {{runs}} AS a ON a.run = r.arrival_run;
 
+-- Each touched id's kept copy, whole, judged. The copies are read once, and joined only with the
+-- few ranked ids and this run's one row of arrival facts: a join with {{runs}} (a few rows per
+-- run) was built on the run's copies instead, whole, by DuckDB 1.5, which counts no row a
+-- transaction wrote in its estimates (duckdb/duckdb#21573) and so took them for the smaller side.
 CREATE OR REPLACE TABLE {{kept_touched}} AS
 WITH ranked AS (
-  -- A lone copy is the kept copy, the first read and the arrival.
-  SELECT e.*, 1 AS copy_rank, e.run AS arrival_run, 1 AS copies, e.object AS first_object, e.line_offset AS first_offset
-  FROM {{copies_of_touched}} AS e
-  JOIN {{copy_counts}} AS c ON c.id = e.id
-  WHERE c.copies = 1
-  UNION ALL
   SELECT
     e.*,
-    ROW_NUMBER() OVER (PARTITION BY e.id ORDER BY e.object, e.line_offset) AS copy_rank,
-    MIN(e.run) OVER (PARTITION BY e.id) AS arrival_run,
-    c.copies,
-    -- Where the id was first read (run, then name order within a run): orders writers' first sightings.
-    FIRST_VALUE(e.object) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_object,
-    FIRST_VALUE(e.line_offset) OVER (PARTITION BY e.id ORDER BY e.run, e.object, e.line_offset) AS first_offset
+    COALESCE(r.arrival_run, e.run) AS arrival_run,
+    COALESCE(r.copies, 1) AS copies,
+    COALESCE(r.first_object, e.object) AS first_object,
+    COALESCE(r.first_offset, e.line_offset) AS first_offset,
+    CASE WHEN r.id IS NULL THEN cur.arrival_watermark_ms ELSE r.arrival_watermark_ms END AS arrival_watermark_ms,
+    CASE WHEN r.id IS NULL THEN cur.arrival_horizon_ms ELSE r.arrival_horizon_ms END AS arrival_horizon_ms
   FROM {{copies_of_touched}} AS e
-  JOIN {{copy_counts}} AS c ON c.id = e.id
-  WHERE c.copies > 1
+  LEFT JOIN (SELECT * FROM {{copy_ranks}} WHERE copy_rank = 1) AS r ON r.id = e.id
+  CROSS JOIN (
+    SELECT MAX(arrival_watermark_ms) AS arrival_watermark_ms, MAX(arrival_horizon_ms) AS arrival_horizon_ms
+    FROM {{runs}} WHERE run = {{$run}}
+  ) AS cur
+  WHERE r.id IS NULL OR (e.object = r.object AND e.line_offset = r.line_offset)
 ),
 phased AS (
   SELECT
     r.*,
     CASE WHEN r.kind LIKE '%.start' THEN 'start' WHEN r.kind LIKE '%.stop' THEN 'stop' ELSE 'running' END AS phase
   FROM ranked AS r
-  WHERE r.copy_rank = 1
 ),
 judged AS (
   SELECT
     p.*,
     SUBSTR(p.kind, 1, LENGTH(p.kind) - LENGTH(p.phase) - 1) AS family,
-    a.arrival_watermark_ms,
-    a.arrival_horizon_ms,
     p.entry_node <> p.obj_node AS node_mismatch,
     -- A broken clock: stamped further than max-skew from its segment's creation. Reported, not billed.
     (p.seg_created_ms IS NOT NULL AND ABS(p.t - p.seg_created_ms) > {{$max_skew_ms}}) AS clock_skew
   FROM phased AS p
-  LEFT JOIN {{runs}} AS a ON a.run = p.arrival_run
 ),
 timely AS (
   SELECT
@@ -126,10 +151,10 @@ WHERE b.id IS NULL OR b.object <> n.object OR b.line_offset <> n.line_offset;
 DELETE FROM {{findings}} WHERE finding <> 'seq_conflicts' AND id IN (SELECT id FROM {{touched}});
 
 INSERT INTO {{findings}} (finding, object, line_offset, id, node, emitted_at, writer, seq)
-SELECT 'conflicting_duplicates', c.object, c.line_offset, k.id, k.entry_node, k.emitted_at, k.writer, k.seq
-FROM {{copies_of_touched}} AS c
-JOIN {{kept_touched}} AS k ON k.id = c.id
-WHERE c.digest <> k.digest
+-- Only an id of several copies can conflict.
+SELECT 'conflicting_duplicates', object, line_offset, id, kept_entry_node, kept_emitted_at, kept_writer, kept_seq
+FROM {{copy_ranks}}
+WHERE digest <> kept_digest
 UNION ALL
 SELECT 'node_mismatches', object, line_offset, id, entry_node, emitted_at, writer, seq FROM {{kept_touched}} WHERE node_mismatch
 UNION ALL

@@ -1,0 +1,56 @@
+/**
+ * What one run holds in DuckDB's memory grows with the run, not with the history, and never as the
+ * run's entries whole. 20_kept.sql once joined a run's copies, whole, with the few rows of `runs`
+ * (one per run): DuckDB 1.5 counts no row written in the open transaction in its estimates
+ * (duckdb/duckdb#21573), so once a state had runs on record it took the run's copies for the
+ * smaller side and built its hash table on them, and materialised them once more for the two
+ * references to them. A 100 M entry backlog failed out of memory there at ~25 M entries in, with
+ * 1 GiB chunks. Here: the same shape, scaled to a small memory limit.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { LedgerEntry } from 'metering-ledger';
+import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
+import { spawnCli, waitExit } from './support/spawn.js';
+import { tempDir } from './support/tmp.js';
+
+/** 50 k entries: at 64MiB the rules before the fix failed from ~20 k on; after it, 100 k pass. */
+const VMS = 5_000;
+const LIMIT = '64MiB';
+
+async function rollup(bucket: string, out: string, now: number): Promise<{ code: number | null; stderr: string }> {
+  const r = await waitExit(spawnCli(['rollup', '--source', bucket, '--out', out, '--now', new Date(now).toISOString(), '--memory-limit', LIMIT], { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } }));
+  return { code: r.code, stderr: r.stderr };
+}
+
+describe('memory of one run', () => {
+  it(`a run of ${VMS * 10} entries after earlier runs fits --memory-limit ${LIMIT}`, async () => {
+    const t = tempDir('run-memory');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    const out = path.join(t.dir, 'out');
+    const writer = new TestWriter('node-a', 'w1');
+    // Three small runs first: the state has runs on record, as every state but a first one has.
+    for (let r = 0; r < 3; r++) {
+      await bucket.put([writer.start(`early-${r}`, T0 + r * MIN), writer.stop(`early-${r}`, T0 + r * MIN + 30 * MIN)]);
+      const early = await rollup(bucket.dir, out, T0 + 2 * HOUR);
+      expect(early.code, early.stderr).toBe(0);
+    }
+    // Then a run of many entries: VMS VMs started, reporting hourly for 8 hours, stopped.
+    const entries: LedgerEntry[] = [];
+    for (let v = 0; v < VMS; v++) {
+      const id = `vm-${String(v).padStart(6, '0')}`;
+      const start = T0 + 3 * HOUR + (v % 60) * MIN;
+      entries.push(writer.start(id, start, { cpu: 2 }));
+      for (let h = 1; h <= 8; h++) entries.push(writer.running(id, start + h * HOUR));
+      entries.push(writer.stop(id, start + 9 * HOUR));
+    }
+    for (let i = 0; i < entries.length; i += 20_000) await bucket.put(entries.slice(i, i + 20_000));
+    const big = await rollup(bucket.dir, out, T0 + 2 * 24 * HOUR);
+    expect(big.stderr.match(/SQL rules \S+ failed: Out of Memory[^"]*/)?.[0] ?? '', 'no rule out of memory').toBe('');
+    expect(big.code, big.stderr).toBe(0);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { entries_read: number };
+    expect(report.entries_read).toBe(6 + entries.length);
+  }, 600_000);
+});
