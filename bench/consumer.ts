@@ -16,7 +16,7 @@
  * and cut into objects as the shipper cuts them. The daily part replays the same fleet over --days.
  *
  *   npm run bench -- consumer [--entries 10000000] [--span-days 14] [--days 30] [--nodes 10] [--vms 1000]
- *       [--memory-limit 1GiB] [--rollup-limit-s 600] [--fractions 0.1,0.3,1] [--only one-run|daily]
+ *       [--memory-limit 1GiB] [--chunk-bytes SIZE] [--rollup-limit-s 600] [--fractions 0.1,0.3,1] [--only one-run|daily]
  *       [--huge] [--profile-dir DIR] [--statement-log DIR] [--keep] [--no-reference]
  */
 import { spawnSync } from 'node:child_process';
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     'span-days': { type: 'string', default: '14' },
     days: { type: 'string', default: '30' },
     'memory-limit': { type: 'string', default: '1GiB' },
+    'chunk-bytes': { type: 'string' },
     'rollup-limit-s': { type: 'string' },
     fractions: { type: 'string', default: '0.1,0.3,1' },
     only: { type: 'string' },
@@ -70,6 +71,9 @@ const SPAN_MS = Number(str('span-days')) * DAY_MS;
 if (!(SPAN_MS > 0)) throw new Error('--span-days must be a positive number');
 const MEMORY_LIMIT = str('memory-limit')!;
 if (!/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(MEMORY_LIMIT)) throw new Error(`--memory-limit must look like 1GiB or 512MB, got ${JSON.stringify(MEMORY_LIMIT)}`);
+/** One run's `metering rollup --chunk-bytes` (A, C); the CLI's default when not given. */
+const CHUNK_BYTES = str('chunk-bytes');
+if (CHUNK_BYTES !== undefined && !/^\d+(\.\d+)?\s*([KMGT]i?B|B)?$/i.test(CHUNK_BYTES)) throw new Error(`--chunk-bytes must look like 256MiB or 1GiB, got ${JSON.stringify(CHUNK_BYTES)}`);
 /** A run still going after this is killed and reported as "did not finish": the suite must end. */
 const LIMIT_MS = positiveInt('rollup-limit-s', str('rollup-limit-s') ?? (HUGE ? '7200' : '600')) * 1000;
 const FRACTIONS = (str('fractions') ?? '').split(',').map(Number);
@@ -123,7 +127,7 @@ try {
   const objects = [...fleet.values()].reduce((s, o) => s + o.length, 0);
   console.log(`fleet: ${NODES} nodes × ${VMS} VMs, ${int(fleetEntries(fleet))} entries over ${((perNode * STEP_MS) / DAY_MS).toFixed(1)} days in ${objects} objects, written by the recorder in ${secs(performance.now() - t)} s`);
   console.log(`commit ${commit}; ${cli.note}; twin: ${cli.script(TWIN_SCRIPT) ? 'compiled into the same build' : 'through tsx'}; ${machineLine()}`);
-  console.log(`memory limit ${MEMORY_LIMIT} for the twin${cliMemoryLimit ? ' and for `metering rollup --memory-limit`' : '; this `metering rollup` has no --memory-limit flag (the TypeScript consumer): run without it'}; time limit per run ${LIMIT_MS / 1000} s`);
+  console.log(`memory limit ${MEMORY_LIMIT} for the twin${cliMemoryLimit ? ' and for `metering rollup --memory-limit`' : '; this `metering rollup` has no --memory-limit flag (the TypeScript consumer): run without it'}; time limit per run ${LIMIT_MS / 1000} s; one run's --chunk-bytes ${CHUNK_BYTES ?? 'the CLI default'}`);
 
   const targets: Target[] = [];
   if (ONE_RUN && !HUGE) targets.push(await selfCheck(full, fleet));
@@ -136,6 +140,7 @@ try {
         cli,
         cliMemoryLimit,
         memoryLimit: MEMORY_LIMIT,
+        chunkBytes: CHUNK_BYTES,
         perNode: perNodeA,
         fractions: HUGE ? [1] : FRACTIONS,
         rollupOnly: HUGE,

@@ -24,6 +24,8 @@ export interface OneRunOptions {
   /** Whether the CLI takes --memory-limit (today's TypeScript consumer does not). */
   cliMemoryLimit: boolean;
   memoryLimit: string;
+  /** `metering rollup --chunk-bytes` (the CLI's default when not given). */
+  chunkBytes: string | undefined;
   /** Entries per node of the largest set, and the fractions of it to run. */
   perNode: number;
   fractions: number[];
@@ -62,6 +64,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
       nowMs: set.nowMs,
       limitMs: o.limitMs,
       memoryLimit: o.memoryLimit,
+      ...(o.chunkBytes !== undefined ? { chunkBytes: o.chunkBytes } : {}),
       ...(o.profileDir ? { profile: { dir: o.profileDir, name: `${who}-${tag}` } } : {}),
     });
     console.log(`${int(set.entries)} entries in ${set.objects} objects: metering rollup...`);

@@ -34,6 +34,8 @@ export interface RunSpec {
   limitMs: number;
   /** DuckDB memory_limit (the CLI's --memory-limit, the twin's memoryLimit). */
   memoryLimit: string;
+  /** The CLI's --chunk-bytes (its default when not given). */
+  chunkBytes?: string;
   /** CPU profile of the child into this directory under this name. */
   profile?: { dir: string; name: string };
   /** The child's debug log (one line per SQL statement, with its ms) into this file. */
@@ -80,6 +82,7 @@ export function cliHasMemoryLimit(cli: BuiltCli): boolean {
 export function rollupCliArgs(cli: BuiltCli, spec: RunSpec, withMemoryLimit: boolean): string[] {
   const args = [cli.bin, 'rollup', '--source', spec.bucket, '--out', spec.out, '--now', new Date(spec.nowMs).toISOString()];
   if (withMemoryLimit) args.push('--memory-limit', spec.memoryLimit);
+  if (spec.chunkBytes !== undefined) args.push('--chunk-bytes', spec.chunkBytes);
   return args;
 }
 
