@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseByteSize } from '../sink/duration.js';
 import { buildCli } from './support/build.js';
 import { REPO, runMeasured } from './support/child.js';
 import { DAY_MS, fleetEntries, landObjects, makeFleet, writeProgress } from './support/consumer-fleet.js';
@@ -73,7 +74,14 @@ const MEMORY_LIMIT = str('memory-limit')!;
 if (!/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(MEMORY_LIMIT)) throw new Error(`--memory-limit must look like 1GiB or 512MB, got ${JSON.stringify(MEMORY_LIMIT)}`);
 /** One run's `metering rollup --chunk-bytes` (A, C); the CLI's default when not given. */
 const CHUNK_BYTES = str('chunk-bytes');
-if (CHUNK_BYTES !== undefined && !/^\d+(\.\d+)?\s*([KMGT]i?B|B)?$/i.test(CHUNK_BYTES)) throw new Error(`--chunk-bytes must look like 256MiB or 1GiB, got ${JSON.stringify(CHUNK_BYTES)}`);
+// Checked by the CLI's own parser before a fleet is written, not at the first rollup.
+if (CHUNK_BYTES !== undefined) {
+  try {
+    parseByteSize(CHUNK_BYTES);
+  } catch (err) {
+    throw new Error(`--chunk-bytes: ${(err as Error).message}`);
+  }
+}
 /** A run still going after this is killed and reported as "did not finish": the suite must end. */
 const LIMIT_MS = positiveInt('rollup-limit-s', str('rollup-limit-s') ?? (HUGE ? '7200' : '600')) * 1000;
 const FRACTIONS = (str('fractions') ?? '').split(',').map(Number);
