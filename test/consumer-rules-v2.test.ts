@@ -128,11 +128,10 @@ describe('billing rules v2: the eight failure cases', () => {
     const w = new TestWriter('node-b', 'w1');
     const start = w.start('vm1', T0);
     const stop = w.stop('vm1', T0 + HOUR);
-    const line = (e: LedgerEntry): Buffer => Buffer.from(JSON.stringify(e) + '\n');
     // Run 1 reads the start from node-b's object and the stop from node-c's (a moved disk): the
     // writer's first sighting, in name order, is node-b's. node-b says w1 shipped up to seq 4.
     await bucket.put([start]);
-    await bucket.putBytes('node-c', bucket.segment(), line(stop));
+    await bucket.put([stop], { node: 'node-c' });
     const now = T0 + 2 * HOUR;
     for (const node of ['node-a', 'node-c']) await bucket.progress(node, now, now);
     await bucket.progress('node-b', now, now, { w1: 4 });
@@ -140,7 +139,7 @@ describe('billing rules v2: the eight failure cases', () => {
     expect(first.report.seq_gaps.items).toEqual([{ writer: 'w1', node: 'node-b', missing: [[3, 4]], count: 2 }]);
     // Run 2 reads another copy of the stop, from node-a, whose object sorts before both: it becomes
     // the stop's kept copy, but w1 was still first read on node-b, so its gaps are node-b's.
-    await bucket.putBytes('node-a', bucket.segment(), line(stop));
+    await bucket.put([stop], { node: 'node-a' });
     const second = await rollup(bucket, out, now);
     expect(second.report.seq_gaps.items).toEqual(first.report.seq_gaps.items);
   });

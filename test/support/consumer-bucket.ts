@@ -85,9 +85,12 @@ export class TestBucket {
     return name;
   }
 
-  /** Uploads entries as one object of a new segment of their node (all entries must share a node). */
-  async put(entries: LedgerEntry[], opts: { gzip?: boolean; segment?: string } = {}): Promise<string> {
-    const node = entries[0]!.node;
+  /**
+   * Uploads entries as one object of a new segment of their node (all entries must share a node),
+   * or of `opts.node`: another node's shipper uploading them (a moved disk, a copied ledger).
+   */
+  async put(entries: LedgerEntry[], opts: { gzip?: boolean; segment?: string; node?: string } = {}): Promise<string> {
+    const node = opts.node ?? entries[0]!.node;
     const text = entries.map((e) => serializeEntry(e) + '\n').join('');
     return this.putBytes(node, opts.segment ?? this.segment(), Buffer.from(text), opts);
   }
