@@ -155,6 +155,7 @@ try {
         reference: values['no-reference'] !== true,
         limitMs: LIMIT_MS,
         profileDir: PROFILE_DIR,
+        statementLogDir: STATEMENT_LOG_DIR,
         keep: values.keep === true,
         title: HUGE ? `One run of \`metering rollup\` at ${int(ENTRIES)} entries (C)` : 'One run (A): `metering rollup` vs the twin SQL alone vs the reference model, same objects',
       })),

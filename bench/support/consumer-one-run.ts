@@ -35,6 +35,8 @@ export interface OneRunOptions {
   reference: boolean;
   limitMs: number;
   profileDir: string | undefined;
+  /** --statement-log: each rollup's debug log (statements, phases, DuckDB memory by tag) into this directory. */
+  statementLogDir: string | undefined;
   /** --keep: leave each set's bucket and the rollup's state, so a run that failed (C) can be carried on by hand. */
   keep: boolean;
   /** Heading for the printed section. */
@@ -66,6 +68,7 @@ export async function runOneRun(o: OneRunOptions): Promise<Target[]> {
       memoryLimit: o.memoryLimit,
       ...(o.chunkBytes !== undefined ? { chunkBytes: o.chunkBytes } : {}),
       ...(o.profileDir ? { profile: { dir: o.profileDir, name: `${who}-${tag}` } } : {}),
+      ...(o.statementLogDir && who === 'rollup' ? { statementLog: path.join(o.statementLogDir, `rollup-${tag}.log`) } : {}),
     });
     console.log(`${int(set.entries)} entries in ${set.objects} objects: metering rollup...`);
     const rollup = await runRollupCli(o.cli, spec('rollup'), o.cliMemoryLimit);

@@ -311,12 +311,19 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     registerMeteringFold(duck, conn);
     const base: RuleParams = { now_ms: now, grace_ms: graceMs, stale_after_ms: staleAfterMs, retain_ms: retainMs, max_skew_ms: maxSkewMs, run: 1, bucket_events: options.bucketEvents ?? DEFAULT_BUCKET_EVENTS };
 
-    // Where a run's time goes, at debug level (with each statement's ms from runRules).
+    // Where a run's time and DuckDB's memory go, at debug level (with each statement's ms from
+    // runRules): the memory by tag (duckdb_memory()) is how a run that grows out of its limit shows
+    // what holds the memory.
+    const debug = log.isLevelEnabled('debug');
     let phaseStarted = performance.now();
-    const phaseDone = (phase: string): void => {
+    const phaseDone = async (phase: string, detail: Record<string, number> = {}): Promise<void> => {
+      if (!debug) return;
       const t = performance.now();
-      log.debug({ phase, ms: Math.round(t - phaseStarted) }, 'metering rollup: phase');
-      phaseStarted = t;
+      const memory = Object.fromEntries(
+        (await rows(conn, 'SELECT tag, memory_usage_bytes AS bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0 ORDER BY tag')).map((r) => [str(r.tag!), Math.round(num(r.bytes!) / 1048576)]),
+      );
+      log.debug({ phase, ms: Math.round(t - phaseStarted), ...detail, duckdb_mib: memory }, 'metering rollup: phase');
+      phaseStarted = performance.now();
     };
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     // Listed once, by the first run; a backlog bigger than chunkBytes is read by several runs
@@ -362,7 +369,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
           read.clear();
           newLedger.forEach((o, i) => listedAt.set(o.name, i));
           chunks = planChunks(newLedger, chunkBytes);
-          phaseDone('open and list');
+          await phaseDone('open and list');
         }
         const ledger = chunks[chunk]!;
         const hold = chunk < chunks.length - 1;
@@ -382,14 +389,14 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         const bad = [...ledgerBad];
         progress({ phase: 'compute', objectsDone: done.objects, objectsTotal, entries: done.entries });
         await appendNodeReads(conn, destination, listing.nodes, bad);
-        phaseDone('load');
+        await phaseDone('load');
         await runRules(conn, params, log, options.onStatement);
-        phaseDone('rules');
+        await phaseDone('rules');
 
         const report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
         const [rev] = await rows(conn, `SELECT COUNT(*) AS n FROM metering_revisions WHERE run = ${run}`);
         done.revisions += num(rev!.n!);
-        phaseDone('report');
+        await phaseDone('report');
         progress({ phase: 'write', objectsDone: done.objects, objectsTotal, entries: done.entries });
         lock?.check();
         let files = 0;
@@ -407,14 +414,14 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
           await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
         }
         done.files += files;
-        phaseDone('outputs');
+        await phaseDone('outputs', { files_written: files });
         const collected = !hold && options.collectRows ? await readRows(conn, firstRun) : undefined;
         const hourly = !hold && options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
         // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
         lock?.check();
         await conn.run('COMMIT');
         keepWalPrivate(stateFile);
-        phaseDone('commit');
+        await phaseDone('commit');
         if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
         // Kept as a backup, out of the way: the database is the state now.
         if (legacy) {
