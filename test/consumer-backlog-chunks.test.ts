@@ -19,7 +19,25 @@ import { tempDir } from './support/tmp.js';
 import { FLEET_GRACE_MS, FLEET_STALE_AFTER_MS, handBuiltFleet } from './support/twin-fleet.js';
 import { pollUntil } from './support/until.js';
 
-const PAUSE_BEFORE_PARTITION = new URL('./support/pause-before-partition.mjs', import.meta.url).href;
+const PAUSE_AFTER_LOG = new URL('./support/pause-after-log.mjs', import.meta.url).href;
+
+/** The CLI's environment to stop it for good just after its nth backlog chunk committed. */
+const pauseAfterChunk = (marker: string, nth: number): NodeJS.ProcessEnv => ({
+  ...process.env,
+  METERING_LOG_LEVEL: 'info',
+  NODE_OPTIONS: `--import ${PAUSE_AFTER_LOG}`,
+  METERING_TEST_PAUSE_MARKER: marker,
+  METERING_TEST_PAUSE_LOG: 'backlog chunk committed',
+  METERING_TEST_PAUSE_AT: String(nth),
+});
+
+/** A killed run's lock made as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time. */
+function expireLock(out: string): void {
+  const lockDir = path.join(out, 'state.duckdb.lock');
+  expect(fs.existsSync(lockDir)).toBe(true);
+  const longAgo = Date.now() / 1000 - 3600;
+  fs.utimesSync(lockDir, longAgo, longAgo);
+}
 
 
 const cliArgs = (source: string, out: string, now: number, extra: string[] = []): string[] => [
@@ -98,16 +116,18 @@ describe('a backlog read in chunks', () => {
     expect(rest(chunked)).toEqual(rest(one));
   }, 300_000);
 
-  it('killed -9 between chunks, the next run carries on and publishes the same bytes', async () => {
+  it('killed -9 between chunks, the next run carries on and publishes the same bytes; the chunks that hold the watermark write no output', async () => {
     const { t, bucket, fleet, one, chunked, ledgerObjects } = await fleetReadInOneRun('chunks-kill');
 
-    // Stopped for good before the 6th partition it renames into place (a later chunk's), then killed.
+    // Stopped for good just after the 2nd chunk committed, then killed.
     const marker = path.join(t.dir, 'paused');
-    const child = spawnCli(cliArgs(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']), {
-      env: { ...process.env, NODE_OPTIONS: `--import ${PAUSE_BEFORE_PARTITION}`, METERING_TEST_PAUSE_MARKER: marker, METERING_TEST_PAUSE_AT: '6' },
-    });
+    const child = spawnCli(cliArgs(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']), { env: pauseAfterChunk(marker, 2) });
     const exited = waitExit(child);
-    await pollUntil('the run to pause before a partition', () => fs.existsSync(marker), 60_000, 20);
+    await pollUntil('the run to pause after a chunk', () => fs.existsSync(marker), 60_000, 20);
+    // Two runs committed, neither wrote a partition or the report (the last run writes them all);
+    // the marker says the outputs lag the state.
+    expect(filesUnder(chunked).filter((f) => /^(hourly|intervals|revisions)[\\/]|^report\.json$/.test(f))).toEqual([]);
+    expect(fs.existsSync(path.join(chunked, '.outputs-pending'))).toBe(true);
     child.kill('SIGKILL');
     expect((await exited).signal).toBe('SIGKILL');
     // What the killed run committed and had not yet checkpointed is in DuckDB's write-ahead log,
@@ -115,19 +135,54 @@ describe('a backlog read in chunks', () => {
     const wal = path.join(chunked, 'state.duckdb.wal');
     expect(fs.existsSync(wal), 'a write-ahead log left by the killed run').toBe(true);
     expect(fs.statSync(wal).mode & 0o777).toBe(0o600);
-    const runs = await committedRuns(path.join(chunked, 'state.duckdb'));
-    // The killed run's lock is as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time.
-    const lockDir = path.join(chunked, 'state.duckdb.lock');
-    expect(fs.existsSync(lockDir)).toBe(true);
-    const longAgo = Date.now() / 1000 - 3600;
-    fs.utimesSync(lockDir, longAgo, longAgo);
-    expect(runs).toBeGreaterThanOrEqual(1);
-    expect(runs).toBeLessThan(ledgerObjects);
+    expect(await committedRuns(path.join(chunked, 'state.duckdb'))).toBe(2);
+    expireLock(chunked);
 
     // The next run reads only what the committed chunks did not, and ends where one run ends.
     const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
-    expect(logs.length).toBe(ledgerObjects - runs);
+    expect(logs.length).toBe(ledgerObjects - 2);
     expect(outputTexts(chunked)).toEqual(outputTexts(one));
+    expect(fs.existsSync(path.join(chunked, '.outputs-pending'))).toBe(false);
+  }, 300_000);
+
+  it('killed -9 between chunks over outputs of an earlier call, the next call rewrites what the committed chunks changed', async () => {
+    const { t, bucket, fleet, one, chunked } = await fleetReadInOneRun('chunks-kill-2');
+    await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']);
+    // Late entries over four objects and the stale node back: they change hours the earlier call
+    // published. The first object (the first chunk, committed before the kill) starts an interval
+    // on the day before, a partition no later chunk changes.
+    const now2 = await fleet.comeBack();
+    const late = new TestWriter('node-a', 'wa3');
+    await bucket.put([late.start('vm9', T0 - 20 * HOUR), late.stop('vm9', T0 - 19 * HOUR)]);
+    await bucket.put([late.start('vm7', T0 + 20 * MIN), late.stop('vm7', T0 + 2 * HOUR + 5 * MIN)]);
+    await bucket.put([late.start('vm7', T0 + 2 * HOUR + 30 * MIN), late.stop('vm7', T0 + 3 * HOUR)]);
+    await bucket.put([late.start('vm8', T0 + 10 * MIN), late.running('vm8', T0 + 8 * HOUR)]);
+    await rollupCli(bucket.dir, one, now2, ['--chunk-bytes', '0']);
+    const before = outputTexts(chunked);
+    expect(outputTexts(one)).not.toEqual(before);
+    const dayBefore = `intervals/dt=${new Date(T0 - 24 * HOUR).toISOString().slice(0, 10)}/intervals.ndjson`;
+    expect(Object.keys(outputTexts(one))).toContain(dayBefore);
+
+    const marker = path.join(t.dir, 'paused');
+    const child = spawnCli(cliArgs(bucket.dir, chunked, now2, ['--chunk-bytes', '1']), { env: pauseAfterChunk(marker, 2) });
+    const exited = waitExit(child);
+    await pollUntil('the run to pause after a chunk', () => fs.existsSync(marker), 60_000, 20);
+    child.kill('SIGKILL');
+    expect((await exited).signal).toBe('SIGKILL');
+    // The committed chunks changed no file: the earlier call's outputs stand, behind the state, and
+    // the marker says so.
+    const { '.outputs-pending': pending, ...after } = outputTexts(chunked);
+    expect(after).toEqual(before);
+    expect(pending).toBeDefined();
+    expireLock(chunked);
+
+    await rollupCli(bucket.dir, chunked, now2, ['--chunk-bytes', '1']);
+    const a = readOutputs(one);
+    const b = readOutputs(chunked);
+    expect(b.intervals).toEqual(a.intervals);
+    expect(b.hourly).toEqual(a.hourly);
+    expect(b.revisions).toEqual(a.revisions);
+    expect(b.report).toEqual(a.report);
   }, 300_000);
 });
 

@@ -33,7 +33,7 @@ import { assertSourceExists, listSource, readProgressObjects, type ListedObject,
 import { DEFAULT_CHUNK_BYTES, planChunks } from '../backlog-chunks.js';
 import { acquireStateLock } from '../state-lock.js';
 import { StateFileError } from '../state-error.js';
-import { allDays, allRevisionRuns, partitionDirs, removeOtherFormat, writeDays, writeRevisions, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
+import { allDays, allRevisionRuns, partitionDays, partitionDirs, removeOtherFormat, writeDays, writeRevisions, type DailyOutput, type OutputFormat, type PartitionWrite } from '../outputs/partitions.js';
 import { registerMeteringFold } from './duckdb-fold.js';
 import { loadDuckDb } from './duckdb-module.js';
 import { num, readHourly, readReport, readRows, rows, str, type RolledRows } from './duckdb-report.js';
@@ -220,24 +220,34 @@ async function runRules(conn: DuckDBConnection, params: RuleParams, log: Logger,
   }
 }
 
-async function changedDays(conn: DuckDBConnection, output: 'hourly' | 'intervals'): Promise<number[]> {
+async function changedDays(conn: DuckDBConnection, output: DailyOutput): Promise<number[]> {
   return (await rows(conn, `SELECT DISTINCT day_ms FROM metering_changed_days WHERE output = '${output}' ORDER BY day_ms`)).map((r) => num(r.day_ms!));
 }
 
-/** Rewrites the partitions this run changed (all of them when the outputs are missing or the format changed). */
-async function writeOutputs(conn: DuckDBConnection, out: string, format: OutputFormat, full: boolean, run: number): Promise<number> {
+/** What the outputs lag behind: the days each run of this call changed, and its runs (their revisions). */
+interface OutputsDue {
+  days: Record<DailyOutput, Set<number>>;
+  runs: number[];
+}
+
+const sorted = (days: Iterable<number>): number[] => [...new Set(days)].sort((a, b) => a - b);
+
+/**
+ * Rewrites the partitions the due runs changed; `full`: every partition (the outputs are missing, in
+ * another format, or may lag the state after a call that was killed), a partition on disk whose day
+ * has no rows left included, so it is removed.
+ */
+async function writeOutputs(conn: DuckDBConnection, out: string, format: OutputFormat, full: boolean, due: OutputsDue): Promise<number> {
   const w: PartitionWrite = { connection: conn, out, format, tables: { hourly: 'metering_hourly', intervals: 'metering_intervals', revisions: 'metering_revisions' } };
   let files = 0;
-  if (full) {
-    files += await writeDays(w, 'hourly', await allDays(conn, 'metering_hourly', 'hour_ms'));
-    files += await writeDays(w, 'intervals', await allDays(conn, 'metering_intervals', 'start_ms'));
-    for (const r of await allRevisionRuns(conn, 'metering_revisions')) files += await writeRevisions(w, r);
-    await removeOtherFormat(out, format);
-    return files;
-  }
-  files += await writeDays(w, 'hourly', await changedDays(conn, 'hourly'));
-  files += await writeDays(w, 'intervals', await changedDays(conn, 'intervals'));
-  files += await writeRevisions(w, run);
+  const days = async (output: DailyOutput, column: string): Promise<number[]> =>
+    full ? sorted([...(await allDays(conn, `metering_${output}`, column)), ...(await partitionDays(out, output)), ...due.days[output]]) : sorted(due.days[output]);
+  files += await writeDays(w, 'hourly', await days('hourly', 'hour_ms'));
+  files += await writeDays(w, 'intervals', await days('intervals', 'start_ms'));
+  // Every run of the call, also one without revisions: its number may have been used by a run that
+  // was killed after writing a partition of revisions it never committed.
+  for (const r of full ? sorted([...(await allRevisionRuns(conn, 'metering_revisions')), ...due.runs]) : due.runs) files += await writeRevisions(w, r);
+  if (full) await removeOtherFormat(out, format);
   return files;
 }
 
@@ -335,6 +345,15 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     const ledgerBad: LoadResult['bad'] = [];
     const done = { objects: 0, entries: 0, revisions: 0, files: 0 };
     let firstRun = 0;
+    // Only the last run of a call writes the outputs: a run that holds the watermark would rewrite
+    // the day partitions its stops fill in (a month of them, for a backlog), each again by the next
+    // run. The days and runs they lag behind are gathered here, in memory, for the last run; should
+    // the call be killed before it ends, the marker makes the next call rewrite every partition.
+    const due: OutputsDue = { days: { hourly: new Set(), intervals: new Set() }, runs: [] };
+    const pendingFile = options.out ? path.join(options.out, '.outputs-pending') : undefined;
+    const reportFile = options.out ? path.join(options.out, 'report.json') : undefined;
+    // Decided by the first run, before this call writes a marker of its own.
+    let rewriteAll = false;
     for (let chunk = 0; ; chunk++) {
       // One transaction per run, the tables' creation included: a failure or a crash anywhere leaves
       // the database as the previous run left it (a first run that fails leaves no tables).
@@ -393,28 +412,35 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         await runRules(conn, params, log, options.onStatement);
         await phaseDone('rules');
 
-        const report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
         const [rev] = await rows(conn, `SELECT COUNT(*) AS n FROM metering_revisions WHERE run = ${run}`);
         done.revisions += num(rev!.n!);
-        await phaseDone('report');
-        progress({ phase: 'write', objectsDone: done.objects, objectsTotal, entries: done.entries });
-        lock?.check();
-        let files = 0;
-        if (options.out) {
-          const reportFile = path.join(options.out, 'report.json');
-          // Everything is written again when the outputs are not there (a new --out, a deleted one) or were in another format.
-          // A run that died between writing partitions and committing may have left partitions this
-          // run does not see as changed (its inputs moved on): the marker says so, and all is rewritten.
-          const pending = path.join(options.out, '.outputs-pending');
-          const full = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pending);
-          await writeFileAtomic(pending, `${run}\n`);
-          files = await writeOutputs(conn, options.out, format, full, run);
-          if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
-          for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
-          await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
+        due.runs.push(run);
+        for (const output of ['hourly', 'intervals'] as const) for (const day of await changedDays(conn, output)) due.days[output].add(day);
+        if (chunk === 0 && pendingFile && reportFile) {
+          // Everything is written again when the outputs are not there (a new --out, a deleted one) or
+          // were in another format, or when a call died between writing partitions (or committing a
+          // run that held the watermark) and its last commit: the marker says so.
+          rewriteAll = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pendingFile);
+          // From the first commit of a call in chunks on, the outputs lag the state until its last.
+          if (hold) await writeFileAtomic(pendingFile, `${run}\n`);
         }
-        done.files += files;
-        await phaseDone('outputs', { files_written: files });
+        let report: RollupReport | undefined;
+        let files = 0;
+        if (!hold) {
+          report = await readReport(conn, { source: options.source, now, graceMs, staleAfterMs, retainMs, maxSkewMs, run, bad, unknown: listing.unknown });
+          await phaseDone('report');
+          progress({ phase: 'write', objectsDone: done.objects, objectsTotal, entries: done.entries });
+          lock?.check();
+          if (options.out && pendingFile && reportFile) {
+            await writeFileAtomic(pendingFile, `${run}\n`);
+            files = await writeOutputs(conn, options.out, format, rewriteAll, due);
+            if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
+            for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
+            await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
+          }
+          done.files += files;
+          await phaseDone('outputs', { files_written: files });
+        }
         const collected = !hold && options.collectRows ? await readRows(conn, firstRun) : undefined;
         const hourly = !hold && options.selectHourly ? await readHourly(conn, options.selectHourly) : undefined;
         // State last: a crash before this line re-reads the same objects next time and writes the same bytes.
@@ -422,7 +448,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         await conn.run('COMMIT');
         keepWalPrivate(stateFile);
         await phaseDone('commit');
-        if (options.out) await fsp.rm(path.join(options.out, '.outputs-pending'), { force: true });
+        if (!hold && pendingFile) await fsp.rm(pendingFile, { force: true });
         // Kept as a backup, out of the way: the database is the state now.
         if (legacy) {
           await fsp.rename(legacy, `${legacy}.migrated`);
@@ -431,7 +457,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         if (chunks.length > 1) {
           log.info({ chunk: chunk + 1, chunks: chunks.length, run, objects_read: loaded.objectsDone, entries_read: loaded.entries, holds_watermark: hold }, 'metering rollup: backlog chunk committed');
         }
-        if (hold) continue;
+        if (!report) continue; // it held the watermark: on to the next chunk
         const summary: RunSummary = { objects_read: done.objects, entries_read: done.entries, new_revisions: done.revisions, watermark: report.watermark };
         log.info({ ...summary, runs: chunks.length, bad_objects: bad.length, intervals: report.intervals.total, hourly_rows: report.hourly_rows.total, files_written: done.files }, 'metering rollup: done');
         return { report, run: summary, ...(collected ? { rows: collected } : {}), ...(hourly ? { hourly } : {}) };

@@ -18,6 +18,8 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { produceFileAtomic } from '../../atomic-file.js';
 
 export type OutputFormat = 'ndjson' | 'parquet';
+/** The outputs partitioned by UTC day. */
+export type DailyOutput = 'hourly' | 'intervals';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['ndjson', 'parquet'];
 export const DAY_MS = 86_400_000;
 
@@ -68,7 +70,7 @@ async function writePartition(w: PartitionWrite, file: string, select: string, c
 }
 
 /** Rewrites the given days of one daily output (hourly or intervals). Returns how many files changed. */
-export async function writeDays(w: PartitionWrite, output: 'hourly' | 'intervals', days: readonly number[]): Promise<number> {
+export async function writeDays(w: PartitionWrite, output: DailyOutput, days: readonly number[]): Promise<number> {
   let changed = 0;
   for (const day of days) {
     const file = path.join(w.out, output, `dt=${dayName(day)}`, `${output}.${w.format}`);
@@ -97,6 +99,15 @@ export async function allDays(connection: DuckDBConnection, table: string, colum
 export async function allRevisionRuns(connection: DuckDBConnection, table: string): Promise<number[]> {
   const r = await connection.runAndReadAll(`SELECT DISTINCT run FROM ${table} ORDER BY run`);
   return r.getRows().map((row) => Number(row[0]));
+}
+
+/** The days of an output's partitions on disk (`dt=YYYY-MM-DD` directories). */
+export async function partitionDays(out: string, output: DailyOutput): Promise<number[]> {
+  const names = await fsp.readdir(path.join(out, output)).catch(() => [] as string[]);
+  return names.flatMap((n) => {
+    const m = /^dt=(\d{4})-(\d{2})-(\d{2})$/.exec(n);
+    return m ? [Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))] : [];
+  });
 }
 
 /** The partition directories under `out` (hourly/dt=…, intervals/dt=…, revisions/run=…): where a killed run can leave temp files. */
