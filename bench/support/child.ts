@@ -47,6 +47,8 @@ export interface SpawnOptions {
   sampleMemoryMs?: number;
   /** SIGKILL the child after this long (a benchmark must end); `timedOut` is then set. */
   timeoutMs?: number;
+  /** Also write the child's stderr to this file as it comes (a long run's progress can be followed). */
+  stderrFile?: string;
 }
 
 let seq = 0;
@@ -69,7 +71,12 @@ export function spawnMeasured(args: string[], options: SpawnOptions = {}): Measu
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const stderrFd = options.stderrFile ? fs.openSync(options.stderrFile, 'w') : undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderrFd !== undefined) fs.writeSync(stderrFd, d);
+  });
+  if (stderrFd !== undefined) child.once('close', () => fs.closeSync(stderrFd));
   // Fallback for a child killed before its exit handler ran: its VmHWM, polled.
   let polledHwm = 0;
   const poller = setInterval(() => {

@@ -38,7 +38,7 @@ export interface RunSpec {
   chunkBytes?: string;
   /** CPU profile of the child into this directory under this name. */
   profile?: { dir: string; name: string };
-  /** The child's debug log (one line per SQL statement, with its ms) into this file. */
+  /** The child's debug log (statements, phases, DuckDB memory by tag) into this file, as it comes. */
   statementLog?: string;
 }
 
@@ -59,8 +59,13 @@ const STATE_FILES = ['state.duckdb', 'state.duckdb.wal', 'state.json'];
 async function measured(args: string[], spec: RunSpec, options: SpawnOptions, counts: (u: ChildUsage) => ReportCounts & { loader?: string }): Promise<RunOutcome> {
   const spill = samplePeak(path.join(spec.out, 'state.duckdb.tmp'));
   const env = spec.statementLog ? { ...options.env, METERING_LOG_LEVEL: 'debug' } : options.env;
-  const usage = await spawnMeasured(args, { ...options, ...(env ? { env } : {}), timeoutMs: spec.limitMs, ...(spec.profile ? { cpuProfileDir: spec.profile.dir, profileName: spec.profile.name } : {}) }).done;
-  if (spec.statementLog) fs.writeFileSync(spec.statementLog, usage.stderr);
+  const usage = await spawnMeasured(args, {
+    ...options,
+    ...(env ? { env } : {}),
+    timeoutMs: spec.limitMs,
+    ...(spec.profile ? { cpuProfileDir: spec.profile.dir, profileName: spec.profile.name } : {}),
+    ...(spec.statementLog ? { stderrFile: spec.statementLog } : {}),
+  }).done;
   const spillPeakBytes = spill.stop();
   const stateBytes = STATE_FILES.reduce((s, f) => s + diskBytes(path.join(spec.out, f)), 0);
   if (usage.code !== 0) return { usage, counts: undefined, failure: failure(usage), spillPeakBytes, stateBytes };
