@@ -122,6 +122,8 @@ describe('a backlog read in chunks', () => {
     // Stopped for good just after the 2nd chunk committed, then killed.
     const marker = path.join(t.dir, 'paused');
     const child = spawnCli(cliArgs(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']), { env: pauseAfterChunk(marker, 2) });
+    // A paused child never exits by itself: killed also when an expectation fails first.
+    onTestFinished(() => void child.kill('SIGKILL'));
     const exited = waitExit(child);
     await pollUntil('the run to pause after a chunk', () => fs.existsSync(marker), 60_000, 20);
     // Two runs committed, neither wrote a partition or the report (the last run writes them all);
@@ -165,6 +167,8 @@ describe('a backlog read in chunks', () => {
 
     const marker = path.join(t.dir, 'paused');
     const child = spawnCli(cliArgs(bucket.dir, chunked, now2, ['--chunk-bytes', '1']), { env: pauseAfterChunk(marker, 2) });
+    // A paused child never exits by itself: killed also when an expectation fails first.
+    onTestFinished(() => void child.kill('SIGKILL'));
     const exited = waitExit(child);
     await pollUntil('the run to pause after a chunk', () => fs.existsSync(marker), 60_000, 20);
     child.kill('SIGKILL');
