@@ -17,6 +17,7 @@ import { cliError } from './support/cli-error.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
 import { FLEET_GRACE_MS, FLEET_STALE_AFTER_MS, handBuiltFleet } from './support/twin-fleet.js';
+import { expireStateLock } from './support/stale-lock.js';
 import { pollUntil } from './support/until.js';
 
 const PAUSE_AFTER_LOG = new URL('./support/pause-after-log.mjs', import.meta.url).href;
@@ -31,13 +32,6 @@ const pauseAfterChunk = (marker: string, nth: number): NodeJS.ProcessEnv => ({
   METERING_TEST_PAUSE_AT: String(nth),
 });
 
-/** A killed run's lock made as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time. */
-function expireLock(out: string): void {
-  const lockDir = path.join(out, 'state.duckdb.lock');
-  expect(fs.existsSync(lockDir)).toBe(true);
-  const longAgo = Date.now() / 1000 - 3600;
-  fs.utimesSync(lockDir, longAgo, longAgo);
-}
 
 
 const cliArgs = (source: string, out: string, now: number, extra: string[] = []): string[] => [
@@ -138,7 +132,7 @@ describe('a backlog read in chunks', () => {
     expect(fs.existsSync(wal), 'a write-ahead log left by the killed run').toBe(true);
     expect(fs.statSync(wal).mode & 0o777).toBe(0o600);
     expect(await committedRuns(path.join(chunked, 'state.duckdb'))).toBe(2);
-    expireLock(chunked);
+    expireStateLock(path.join(chunked, 'state.duckdb'));
 
     // The next run reads only what the committed chunks did not, and ends where one run ends.
     const logs = chunkLogs(await rollupCli(bucket.dir, chunked, fleet.now, ['--chunk-bytes', '1']));
@@ -178,7 +172,7 @@ describe('a backlog read in chunks', () => {
     const { '.outputs-pending': pending, ...after } = outputTexts(chunked);
     expect(after).toEqual(before);
     expect(pending).toBeDefined();
-    expireLock(chunked);
+    expireStateLock(path.join(chunked, 'state.duckdb'));
 
     await rollupCli(bucket.dir, chunked, now2, ['--chunk-bytes', '1']);
     const a = readOutputs(one);

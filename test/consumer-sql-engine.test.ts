@@ -18,6 +18,7 @@ import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket
 import { filesUnder, partitionFiles, readOutputs, readParquetOutputs } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
 import { tempDir } from './support/tmp.js';
+import { expireStateLock } from './support/stale-lock.js';
 import { pollUntil } from './support/until.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -213,11 +214,7 @@ describe('the engine (runRollup, metering rollup)', () => {
     // Cut mid-run: one partition replaced, report and state not yet.
     expect(fs.readFileSync(path.join(killed, 'report.json')).equals(reportBefore)).toBe(true);
 
-    // The killed run's lock is as stale as it will be after STATE_LOCK_STALE_MS: no waiting for time.
-    const lockDir = path.join(killed, 'state.duckdb.lock');
-    expect(fs.existsSync(lockDir)).toBe(true);
-    const longAgo = new Date(Date.now() - 3_600_000);
-    fs.utimesSync(lockDir, longAgo, longAgo);
+    expireStateLock(path.join(killed, 'state.duckdb'));
     await cli(rollupCli(bucket, killed, now2));
 
     // Outputs only (temp files left by the kill are consumer-temp-cleanup's concern).

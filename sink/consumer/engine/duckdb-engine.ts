@@ -350,8 +350,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
     // run. The days and runs they lag behind are gathered here, in memory, for the last run; should
     // the call be killed before it ends, the marker makes the next call rewrite every partition.
     const due: OutputsDue = { days: { hourly: new Set(), intervals: new Set() }, runs: [] };
-    const pendingFile = options.out ? path.join(options.out, '.outputs-pending') : undefined;
-    const reportFile = options.out ? path.join(options.out, 'report.json') : undefined;
+    const outFiles = options.out ? { dir: options.out, pending: path.join(options.out, '.outputs-pending'), report: path.join(options.out, 'report.json') } : undefined;
     // Decided by the first run, before this call writes a marker of its own.
     let rewriteAll = false;
     for (let chunk = 0; ; chunk++) {
@@ -416,13 +415,13 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         done.revisions += num(rev!.n!);
         due.runs.push(run);
         for (const output of ['hourly', 'intervals'] as const) for (const day of await changedDays(conn, output)) due.days[output].add(day);
-        if (chunk === 0 && pendingFile && reportFile) {
+        if (chunk === 0 && outFiles) {
           // Everything is written again when the outputs are not there (a new --out, a deleted one) or
           // were in another format, or when a call died between writing partitions (or committing a
           // run that held the watermark) and its last commit: the marker says so.
-          rewriteAll = meta.format !== format || !fs.existsSync(reportFile) || fs.existsSync(pendingFile);
+          rewriteAll = meta.format !== format || !fs.existsSync(outFiles.report) || fs.existsSync(outFiles.pending);
           // From the first commit of a call in chunks on, the outputs lag the state until its last.
-          if (hold) await writeFileAtomic(pendingFile, `${run}\n`);
+          if (hold) await writeFileAtomic(outFiles.pending, `${run}\n`);
         }
         let report: RollupReport | undefined;
         let files = 0;
@@ -431,12 +430,12 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
           await phaseDone('report');
           progress({ phase: 'write', objectsDone: done.objects, objectsTotal, entries: done.entries });
           lock?.check();
-          if (options.out && pendingFile && reportFile) {
-            await writeFileAtomic(pendingFile, `${run}\n`);
-            files = await writeOutputs(conn, options.out, format, rewriteAll, due);
+          if (outFiles) {
+            await writeFileAtomic(outFiles.pending, `${run}\n`);
+            files = await writeOutputs(conn, outFiles.dir, format, rewriteAll, due);
             if (meta.format !== format) await conn.run(`UPDATE metering_meta SET output_format = ${quote(format)}`);
-            for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(options.out, legacy), { force: true });
-            await writeIfChanged(reportFile, JSON.stringify(report, null, 2) + '\n');
+            for (const legacy of LEGACY_OUTPUTS) await fsp.rm(path.join(outFiles.dir, legacy), { force: true });
+            await writeIfChanged(outFiles.report, JSON.stringify(report, null, 2) + '\n');
           }
           done.files += files;
           await phaseDone('outputs', { files_written: files });
@@ -448,7 +447,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
         await conn.run('COMMIT');
         keepWalPrivate(stateFile);
         await phaseDone('commit');
-        if (!hold && pendingFile) await fsp.rm(pendingFile, { force: true });
+        if (!hold && outFiles) await fsp.rm(outFiles.pending, { force: true });
         // Kept as a backup, out of the way: the database is the state now.
         if (legacy) {
           await fsp.rename(legacy, `${legacy}.migrated`);
