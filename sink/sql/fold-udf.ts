@@ -1,14 +1,14 @@
 /**
  * `metering_fold`: contract v2's per-resource machine (sink/consumer/timeline-fold.ts) as a SQL
- * function of one resource's events, ARRAY_AGG'd in the fold's order. The machine itself is not
- * rewritten for SQL: DuckDB calls `foldTimeline` as a JavaScript scalar function, and the BigQuery
- * UDF body is `foldTimeline.toString()`. This file only names the SQL types and renames the output
+ * function of one resource's events, ARRAY_AGG'd in no order (it sorts them: meteringFold). The
+ * machine itself is not rewritten for SQL: DuckDB calls `meteringFold` as a JavaScript scalar
+ * function, and the BigQuery UDF body is its source and that of the functions it calls. This file only names the SQL types and renames the output
  * fields away from SQL keywords (`end`, `start`).
  *
  * Numbers cross as FLOAT64 (BigQuery's JavaScript UDFs take no INT64): epoch ms, seq numbers and byte
  * counts are below 2^53, so they are exact, and the SQL casts them back to BIGINT.
  */
-import { foldTimeline, type FoldResult, type FoldState } from '../consumer/timeline-fold.js';
+import { compareFoldEvents, foldTimeline, type FoldEvent, type FoldResult, type FoldState } from '../consumer/timeline-fold.js';
 
 export type SqlFieldType = 'string' | 'float' | 'bool';
 
@@ -168,6 +168,20 @@ export function fromSqlState(s: SqlFoldState | null | undefined): FoldState | nu
   };
 }
 
+/**
+ * The body of `metering_fold` in both engines: sorts a resource's events into the fold's order
+ * (compareFoldEvents, the order the reference model folds in), folds them from the stored state and
+ * returns the flat rows. The order is set here, not by the rules' ARRAY_AGG: DuckDB's ordered
+ * aggregate keeps a sort buffer of a whole vector (2,048 rows of every column) per group, so a fold
+ * step over ~650 VMs of ~200 events each took over 300 MiB and ran a 100 M entry backlog out of
+ * memory; sorting ~200 events that mostly arrive in order costs the JavaScript thread next to nothing.
+ * Self-contained (UDF source): it sorts `events` in place.
+ */
+export function meteringFold(state: SqlFoldState | null, events: FoldEvent[], names: readonly string[]): SqlFoldRow[] {
+  events.sort(compareFoldEvents);
+  return toSqlRows(foldTimeline(events, fromSqlState(state)), names);
+}
+
 const BQ_TYPE: Record<SqlFieldType, string> = { string: 'STRING', float: 'FLOAT64', bool: 'BOOL' };
 const bqStruct = (fields: readonly (readonly [string, SqlFieldType])[]): string => `STRUCT<${fields.map(([n, t]) => `${n} ${BQ_TYPE[t]}`).join(', ')}>`;
 
@@ -184,7 +198,7 @@ function sourceOf(fn: (...args: never[]) => unknown): string {
 
 /** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
 export function bigQueryFoldFunction(): string {
-  const body = [sourceOf(foldTimeline), sourceOf(toSqlRows), sourceOf(fromSqlState), `return toSqlRows(foldTimeline(events, fromSqlState(state)), ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
+  const body = [sourceOf(compareFoldEvents), sourceOf(foldTimeline), sourceOf(toSqlRows), sourceOf(fromSqlState), sourceOf(meteringFold), `return meteringFold(state, events, ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
   if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
   return [
     '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',

@@ -6,8 +6,8 @@
  * DuckDB runs the callback on the JS thread, one chunk of resources at a time.
  */
 import type { DuckDBListVector, DuckDBStructValue, DuckDBStructVector, DuckDBType, DuckDBValue, DuckDBConnection } from '@duckdb/node-api';
-import { foldTimeline, type FoldEvent } from '../timeline-fold.js';
-import { FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_ROW_FIELDS, FOLD_ROW_NAMES, FOLD_STATE_FIELDS, fromSqlState, toSqlRows, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
+import type { FoldEvent } from '../timeline-fold.js';
+import { FOLD_EVENT_FIELDS, FOLD_INTERVAL_FIELDS, FOLD_ROW_FIELDS, FOLD_ROW_NAMES, FOLD_STATE_FIELDS, meteringFold, type SqlFieldType, type SqlFoldState } from '../../sql/fold-udf.js';
 import type { DuckDbApi } from './duckdb-module.js';
 
 type Fields = readonly (readonly [string, SqlFieldType])[];
@@ -43,7 +43,7 @@ export function registerMeteringFold(duck: DuckDbApi, connection: DuckDBConnecti
             events[k] = e as unknown as FoldEvent;
           }
           const state = states.getItem(r) as DuckDBStructValue | null;
-          const folded = toSqlRows(foldTimeline(events, fromSqlState(state === null ? null : (plain(state) as SqlFoldState))), FOLD_ROW_NAMES);
+          const folded = meteringFold(state === null ? null : (plain(state) as SqlFoldState), events, FOLD_ROW_NAMES);
           output.setItem(r, duck.listValue(folded.map(row)));
         }
         output.flush();

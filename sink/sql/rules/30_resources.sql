@@ -36,8 +36,8 @@ WITH events AS (
   WHERE NOT a.resume AND k.billable
 ),
 sizes AS (
-  -- A resource weighs its events plus 100: an ordered ARRAY_AGG keeps a sort state per group, so
-  -- a bucket of many small resources (snapshots) must hold fewer of them.
+  -- A resource weighs its events plus 100: each group has an aggregate state and a fold result of
+  -- its own, so a bucket of many small resources (snapshots) must hold fewer of them.
   SELECT family, resource_id, COUNT(*) + 100 AS n FROM events GROUP BY family, resource_id
 ),
 placed AS (

@@ -1,6 +1,7 @@
 -- One fold step (run once per bucket, {{$bucket}} = 0, 1, ...): every resource of the bucket
 -- through contract v2's machine, from where it stood (sink/consumer/timeline-fold.ts, the one
--- definition, as the metering_fold UDF). Events in the fold's order (emitted_at, node, writer, seq, id).
+-- definition, as the metering_fold UDF). The events go in unordered: metering_fold sorts them into
+-- the fold's order (sink/sql/fold-udf.ts, meteringFold; why not ORDER BY in the ARRAY_AGG: there).
 -- One statement per step, appending the fold's flat rows to one table (why: 30_resources.sql, fold_rows).
 INSERT INTO {{fold_rows}} (kind, family, resource_id, last_t, node, hypervisor, cpu, mem_bytes, storage_bytes, start_ms, end_ms, open_reason, close_reason, baseline, start_event_id, end_event_id, last_evidence_ms, anomaly_type, event_id, t, handed_from, last_was_stop)
 SELECT
@@ -37,7 +38,7 @@ FROM (
         id AS id, CAST(t AS {{FLOAT}}) AS t, obj_node AS node, writer AS writer, CAST(seq AS {{FLOAT}}) AS seq,
         phase AS phase, reason AS reason, hypervisor AS hypervisor, CAST(cpu AS {{FLOAT}}) AS cpu,
         CAST(mem_bytes AS {{FLOAT}}) AS mem_bytes, CAST(storage_bytes AS {{FLOAT}}) AS storage_bytes
-      ) ORDER BY t, obj_node, writer, seq, id) AS events
+      )) AS events
     FROM {{fold_input}}
     WHERE bucket = {{$bucket}}
     GROUP BY family, resource_id
