@@ -5,10 +5,12 @@
  *   ~150 of them, because every step left tables and partial row groups in DuckDB's memory until
  *   the run's commit. Here: hundreds of steps under a small memory limit.
  * - A step that fails must fail with its own error, not with the thread setting put back after it.
+ * - The steps aggregate a resource's events in no order (an ordered ARRAY_AGG kept a vector-sized
+ *   sort buffer per resource in DuckDB); metering_fold sorts them, in both engines.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { LedgerEntry } from 'metering-ledger';
-import { runRollup } from 'metering-ledger/sink';
+import { bigQueryFoldFunction, runRollup } from 'metering-ledger/sink';
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { tempDir } from './support/tmp.js';
 
@@ -63,5 +65,29 @@ describe('fold steps', () => {
     const again = await runRollup({ source: `${t.dir}/bucket`, out: `${t.dir}/out`, now: T0 + 2 * 24 * HOUR, bucketEvents: 220, collectRows: true });
     expect(again.run.entries_read).toBe(100);
     expect(again.rows!.intervals).toHaveLength(10);
+  });
+});
+
+describe('fold order', () => {
+  it('events stored out of time order are folded in time order', async () => {
+    const t = tempDir('fold-order');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(`${t.dir}/bucket`);
+    const writer = new TestWriter('node-a', 'w1');
+    // One object, the lines in reverse time order (a restored ledger, a writer with a wrong clock
+    // that was fixed): the fold must see start, baseline, stop, and bill one closed interval.
+    await bucket.put([writer.stop('vm-1', T0 + 2 * HOUR), writer.running('vm-1', T0 + HOUR), writer.start('vm-1', T0)]);
+    const outcome = await runRollup({ source: `${t.dir}/bucket`, out: `${t.dir}/out`, now: T0 + 2 * 24 * HOUR, collectRows: true });
+    expect(outcome.rows!.intervals.map((i) => [i.start, i.end])).toEqual([[new Date(T0).toISOString(), new Date(T0 + 2 * HOUR).toISOString()]]);
+    expect(outcome.report.orphan_stops.count).toBe(0);
+  });
+
+  it("BigQuery's metering_fold sorts its events too", () => {
+    // The UDF's JavaScript body as shipped, run here: the same source as DuckDB's metering_fold.
+    const body = /LANGUAGE js AS r"""\n([\s\S]*)\n""";/.exec(bigQueryFoldFunction())![1]!;
+    const fold = new Function('state', 'events', body) as (state: unknown, events: unknown[]) => { kind: string; start_ms: number | null; end_ms: number | null; anomaly_type: string | null }[];
+    const event = (id: string, t: number, phase: string, seq: number) => ({ id, t, node: 'node-a', writer: 'w1', seq, phase, reason: phase === 'stop' ? 'stop-user' : 'boot', hypervisor: 'ch', cpu: 2, mem_bytes: 1, storage_bytes: 1 });
+    const rows = fold(null, [event('c', T0 + 2 * HOUR, 'stop', 1), event('b', T0 + HOUR, 'running', 2), event('a', T0, 'start', 3)]);
+    expect(rows.filter((r) => r.kind !== 'state').map((r) => [r.kind, r.start_ms, r.end_ms, r.anomaly_type])).toEqual([['interval', T0, T0 + 2 * HOUR, null]]);
   });
 });

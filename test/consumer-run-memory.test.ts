@@ -18,6 +18,9 @@ import { tempDir } from './support/tmp.js';
 /** 50 k entries: at 64MiB the rules before the fix failed from ~20 k on; after it, 100 k pass. */
 const VMS = 5_000;
 const LIMIT = '64MiB';
+/** One fold step's resources: before metering_fold sorted its events itself, 300 of 200 failed at 64MiB. */
+const FOLD_VMS = 300;
+const FOLD_EVENTS = 200;
 
 async function rollup(bucket: string, out: string, now: number): Promise<{ code: number | null; stderr: string }> {
   const r = await waitExit(spawnCli(['rollup', '--source', bucket, '--out', out, '--now', new Date(now).toISOString(), '--memory-limit', LIMIT], { env: { ...process.env, METERING_LOG_LEVEL: 'warn' } }));
@@ -51,5 +54,32 @@ describe('memory of one run', () => {
     expect(big.stderr.match(/SQL rules \S+ failed: Out of Memory[^"]*/)?.[0] ?? '', 'no rule out of memory').toBe('');
     expect(big.code, big.stderr).toBe(0);
     expect(readReport(out).entries_read).toBe(6 + entries.length);
+  }, 600_000);
+
+  // A fold step aggregates each resource's events for metering_fold. With ORDER BY in that
+  // ARRAY_AGG, DuckDB kept a sort buffer of a whole vector (2,048 rows of every column) per resource
+  // with more than a few events: ~650 VMs of ~200 events in one step took over 300 MiB, and a 100 M
+  // entry backlog failed out of memory in a fold step. Here: FOLD_VMS such VMs in one step.
+  it(`a fold step over ${FOLD_VMS} VMs of ${FOLD_EVENTS} events each fits --memory-limit ${LIMIT}`, async () => {
+    const t = tempDir('fold-memory');
+    onTestFinished(t.cleanup);
+    const bucket = new TestBucket(path.join(t.dir, 'bucket'));
+    const out = path.join(t.dir, 'out');
+    const writer = new TestWriter('node-a', 'w1');
+    const entries: LedgerEntry[] = [];
+    for (let v = 0; v < FOLD_VMS; v++) {
+      const id = `vm-${String(v).padStart(4, '0')}`;
+      const start = T0 + (v % 60) * 1000;
+      entries.push(writer.start(id, start, { cpu: 2 }));
+      for (let k = 1; k < FOLD_EVENTS - 1; k++) entries.push(writer.running(id, start + k * 5 * MIN));
+      entries.push(writer.stop(id, start + (FOLD_EVENTS - 1) * 5 * MIN));
+    }
+    for (let i = 0; i < entries.length; i += 20_000) await bucket.put(entries.slice(i, i + 20_000));
+    const r = await rollup(bucket.dir, out, T0 + 2 * 24 * HOUR);
+    expect(r.stderr.match(/SQL rules \S+ failed: Out of Memory[^"]*/)?.[0] ?? '', 'no rule out of memory').toBe('');
+    expect(r.code, r.stderr).toBe(0);
+    const report = readReport(out);
+    expect(report.entries_read).toBe(entries.length);
+    expect(report.intervals.total).toBe(FOLD_VMS);
   }, 600_000);
 });

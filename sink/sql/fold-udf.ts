@@ -2,8 +2,8 @@
  * `metering_fold`: contract v2's per-resource machine (sink/consumer/timeline-fold.ts) as a SQL
  * function of one resource's events, ARRAY_AGG'd in no order (it sorts them: meteringFold). The
  * machine itself is not rewritten for SQL: DuckDB calls `meteringFold` as a JavaScript scalar
- * function, and the BigQuery UDF body is its source and that of the functions it calls. This file only names the SQL types and renames the output
- * fields away from SQL keywords (`end`, `start`).
+ * function, and the BigQuery UDF body is the source of the functions it calls. This file only
+ * names the SQL types and renames the output fields away from SQL keywords (`end`, `start`).
  *
  * Numbers cross as FLOAT64 (BigQuery's JavaScript UDFs take no INT64): epoch ms, seq numbers and byte
  * counts are below 2^53, so they are exact, and the SQL casts them back to BIGINT.
@@ -198,7 +198,10 @@ function sourceOf(fn: (...args: never[]) => unknown): string {
 
 /** `CREATE TEMP FUNCTION metering_fold(...)`: the BigQuery UDF, its body rendered from the one fold. */
 export function bigQueryFoldFunction(): string {
-  const body = [sourceOf(compareFoldEvents), sourceOf(foldTimeline), sourceOf(toSqlRows), sourceOf(fromSqlState), sourceOf(meteringFold), `return meteringFold(state, events, ${JSON.stringify(FOLD_ROW_NAMES)});`].join('\n');
+  // meteringFold's two lines, written out: its own source names foldTimeline and compareFoldEvents
+  // as imports, which a transformer may rename (vitest's does); these are declared in the body.
+  const call = `events.sort(compareFoldEvents);\nreturn toSqlRows(foldTimeline(events, fromSqlState(state)), ${JSON.stringify(FOLD_ROW_NAMES)});`;
+  const body = [sourceOf(compareFoldEvents), sourceOf(foldTimeline), sourceOf(toSqlRows), sourceOf(fromSqlState), call].join('\n');
   if (body.includes('"""')) throw new Error('the fold source contains """ and cannot be quoted as a BigQuery UDF body');
   return [
     '-- Contract v2 per-resource machine: the body is sink/consumer/timeline-fold.ts, as shipped.',
