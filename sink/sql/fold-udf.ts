@@ -175,7 +175,7 @@ export function fromSqlState(s: SqlFoldState | null | undefined): FoldState | nu
  * aggregate keeps a sort buffer of a whole vector (2,048 rows of every column) per group, so a fold
  * step over ~650 VMs of ~200 events each took over 300 MiB and ran a 100 M entry backlog out of
  * memory; sorting ~200 events that mostly arrive in order costs the JavaScript thread next to nothing.
- * Self-contained (UDF source): it sorts `events` in place.
+ * It sorts `events` in place. The BigQuery body writes these two lines out (bigQueryFoldFunction).
  */
 export function meteringFold(state: SqlFoldState | null, events: FoldEvent[], names: readonly string[]): SqlFoldRow[] {
   events.sort(compareFoldEvents);
