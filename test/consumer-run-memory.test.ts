@@ -27,6 +27,23 @@ async function rollup(bucket: string, out: string, now: number): Promise<{ code:
   return { code: r.code, stderr: r.stderr };
 }
 
+/**
+ * `vms` VMs of `events` events each (a start, baselines `every` apart, a stop), the first starting at
+ * `firstStart(v)`, put in objects of 20 000 entries. Returns the entries.
+ */
+async function putVms(bucket: TestBucket, writer: TestWriter, o: { vms: number; events: number; every: number; firstStart: (v: number) => number }): Promise<LedgerEntry[]> {
+  const entries: LedgerEntry[] = [];
+  for (let v = 0; v < o.vms; v++) {
+    const id = `vm-${String(v).padStart(6, '0')}`;
+    const start = o.firstStart(v);
+    entries.push(writer.start(id, start, { cpu: 2 }));
+    for (let k = 1; k < o.events - 1; k++) entries.push(writer.running(id, start + k * o.every));
+    entries.push(writer.stop(id, start + (o.events - 1) * o.every));
+  }
+  for (let i = 0; i < entries.length; i += 20_000) await bucket.put(entries.slice(i, i + 20_000));
+  return entries;
+}
+
 describe('memory of one run', () => {
   it(`a run of ${VMS * 10} entries after earlier runs fits --memory-limit ${LIMIT}`, async () => {
     const t = tempDir('run-memory');
@@ -41,15 +58,7 @@ describe('memory of one run', () => {
       expect(early.code, early.stderr).toBe(0);
     }
     // Then a run of many entries: VMS VMs started, reporting hourly for 8 hours, stopped.
-    const entries: LedgerEntry[] = [];
-    for (let v = 0; v < VMS; v++) {
-      const id = `vm-${String(v).padStart(6, '0')}`;
-      const start = T0 + 3 * HOUR + (v % 60) * MIN;
-      entries.push(writer.start(id, start, { cpu: 2 }));
-      for (let h = 1; h <= 8; h++) entries.push(writer.running(id, start + h * HOUR));
-      entries.push(writer.stop(id, start + 9 * HOUR));
-    }
-    for (let i = 0; i < entries.length; i += 20_000) await bucket.put(entries.slice(i, i + 20_000));
+    const entries = await putVms(bucket, writer, { vms: VMS, events: 10, every: HOUR, firstStart: (v) => T0 + 3 * HOUR + (v % 60) * MIN });
     const big = await rollup(bucket.dir, out, T0 + 2 * 24 * HOUR);
     expect(big.stderr.match(/SQL rules \S+ failed: Out of Memory[^"]*/)?.[0] ?? '', 'no rule out of memory').toBe('');
     expect(big.code, big.stderr).toBe(0);
@@ -66,15 +75,7 @@ describe('memory of one run', () => {
     const bucket = new TestBucket(path.join(t.dir, 'bucket'));
     const out = path.join(t.dir, 'out');
     const writer = new TestWriter('node-a', 'w1');
-    const entries: LedgerEntry[] = [];
-    for (let v = 0; v < FOLD_VMS; v++) {
-      const id = `vm-${String(v).padStart(4, '0')}`;
-      const start = T0 + (v % 60) * 1000;
-      entries.push(writer.start(id, start, { cpu: 2 }));
-      for (let k = 1; k < FOLD_EVENTS - 1; k++) entries.push(writer.running(id, start + k * 5 * MIN));
-      entries.push(writer.stop(id, start + (FOLD_EVENTS - 1) * 5 * MIN));
-    }
-    for (let i = 0; i < entries.length; i += 20_000) await bucket.put(entries.slice(i, i + 20_000));
+    const entries = await putVms(bucket, writer, { vms: FOLD_VMS, events: FOLD_EVENTS, every: 5 * MIN, firstStart: (v) => T0 + (v % 60) * 1000 });
     const r = await rollup(bucket.dir, out, T0 + 2 * 24 * HOUR);
     expect(r.stderr.match(/SQL rules \S+ failed: Out of Memory[^"]*/)?.[0] ?? '', 'no rule out of memory').toBe('');
     expect(r.code, r.stderr).toBe(0);
