@@ -5,7 +5,10 @@ USING {{affected}} AS a
 ON a.family = i.family AND a.resource_id = i.resource_id AND (NOT a.resume OR i.end_ms IS NULL)
 WHEN MATCHED THEN DELETE;
 
-INSERT INTO {{fold_intervals}} SELECT * FROM {{fold_new_intervals}};
+-- Closed intervals first, then the open ones (the next resume replaces them) in a statement of
+-- their own: deletes then fall together, not in every vector of the history (60_intervals.sql).
+INSERT INTO {{fold_intervals}} SELECT * FROM {{fold_new_intervals}} WHERE end_ms IS NOT NULL;
+INSERT INTO {{fold_intervals}} SELECT * FROM {{fold_new_intervals}} WHERE end_ms IS NULL;
 
 MERGE INTO {{anomalies}} AS x
 USING {{affected}} AS a

@@ -135,9 +135,17 @@ USING {{dirty}} AS d
 ON d.family = h.family AND d.resource_id = h.resource_id AND h.hour_ms >= d.dirty_hour
 WHEN MATCHED THEN DELETE;
 
+-- Final rows first, then the provisional ones (the next run's dirty hours) in a statement of their
+-- own: deletes then fall together, not in every vector of the history (60_intervals.sql).
 INSERT INTO {{hourly}} (hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms)
 SELECT hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms
-FROM {{publication}};
+FROM {{publication}}
+WHERE final;
+
+INSERT INTO {{hourly}} (hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms)
+SELECT hour_ms, family, resource_id, node, hypervisor, cpu, mem_bytes, storage_bytes, ms, final, version, revises, previous_ms
+FROM {{publication}}
+WHERE NOT final;
 
 -- A provisional row whose hour the watermark passed, its value unchanged: published, version 1.
 UPDATE {{hourly}}
