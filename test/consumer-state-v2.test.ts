@@ -100,7 +100,7 @@ describe('state v2', () => {
     const b = await rollup(source, migrated, now + HOUR);
     expect(b.code, b.stderr).toBe(0);
 
-    expect(await sql(state, ['SELECT schema_version FROM metering_meta'])).toEqual([[3n]]);
+    expect(await sql(state, ['SELECT schema_version FROM metering_meta'])).toEqual([[4n]]);
     expect(await sql(state, [scratch])).toEqual([]);
     const columns = await sql(state, ["SELECT column_name FROM duckdb_columns() WHERE table_name = 'metering_entries' ORDER BY column_index"]);
     expect(columns.map((r) => r[0])).toEqual(['run', 'object', 'line_offset', 'digest', 'id']);
@@ -119,11 +119,11 @@ describe('state v2', () => {
     const out = path.join(t.dir, 'out');
     expect((await rollup(bucket.dir, out, T0 + 2 * HOUR)).code).toBe(0);
     const state = path.join(out, 'state.duckdb');
-    await sql(state, ['UPDATE metering_meta SET schema_version = 4']);
+    await sql(state, ['UPDATE metering_meta SET schema_version = 5']);
     const before = fs.readFileSync(state);
     const r = await rollup(bucket.dir, out, T0 + 3 * HOUR);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/schema version 4.*newer consumer: upgrade metering-ledger/);
+    expect(r.stderr).toMatch(/schema version 5.*newer consumer: upgrade metering-ledger/);
     expect(fs.readFileSync(state).equals(before)).toBe(true);
   }, 60_000);
 });

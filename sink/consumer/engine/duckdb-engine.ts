@@ -41,9 +41,33 @@ import type { HourlyRow } from '../types.js';
 import { importLegacyState, isLegacyState } from './legacy-state.js';
 import { loadNewObjects, type LoadOptions, type LoadResult } from './load-objects.js';
 
-const STATE_SCHEMA_VERSION = 3;
-/** Versions this consumer migrates in place, in the run's transaction: v2 kept every column of every copy in `entries` (sink/sql/migrations/v3.sql drops them). */
-const MIGRATED_SCHEMA_VERSIONS = new Set([2]);
+const STATE_SCHEMA_VERSION = 4;
+/**
+ * Versions this consumer migrates in place, in the run's transaction: v2 kept every column of every
+ * copy in `entries` (sink/sql/migrations/v3.sql drops them); v3 left deleted rows in every vector of
+ * the history tables (v4.sql rebuilds them).
+ */
+const MIGRATED_SCHEMA_VERSIONS = new Set([2, 3]);
+/**
+ * The tables a migration rebuilds: each is renamed to `<name>_v<version - 1>` and created anew with
+ * its own definition, the migration's statements fill it from the old one, which is then dropped.
+ */
+const REBUILT_TABLES: Readonly<Record<number, readonly string[]>> = { 4: ['metering_fold_intervals', 'metering_intervals', 'metering_hourly'] };
+
+const quote = (s: string): string => `'${s.replaceAll("'", "''")}'`;
+
+/** Migrates a state to schema `version` from the one before (sink/sql/migrations), in the open transaction. */
+async function migrate(conn: DuckDBConnection, version: number): Promise<void> {
+  const rebuilt = REBUILT_TABLES[version] ?? [];
+  for (const table of rebuilt) {
+    const [def] = await rows(conn, `SELECT sql FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ${quote(table)}`);
+    if (!def) throw new Error(`state migration to schema v${version}: no table ${table}`);
+    await conn.run(`ALTER TABLE ${table} RENAME TO ${table}_v${version - 1}`);
+    await conn.run(String(def.sql));
+  }
+  for (const sql of renderMigration('duckdb', version)) await conn.run(sql);
+  for (const table of rebuilt) await conn.run(`DROP TABLE ${table}_v${version - 1}`);
+}
 export const DEFAULT_MEMORY_LIMIT = '1GiB';
 
 /**
@@ -104,7 +128,6 @@ export interface RollupOutcome {
   hourly?: HourlyRow[];
 }
 
-const quote = (s: string): string => `'${s.replaceAll("'", "''")}'`;
 
 interface Meta {
   format: OutputFormat | null;
@@ -366,7 +389,7 @@ export async function runRollup(options: EngineOptions): Promise<RollupOutcome> 
           throw new StateFileError(`cannot read state database ${stateFile}: ${(err as Error).message}`);
         }
         for (const s of renderFile('duckdb', '00_state.sql', base)) await conn.run(s.sql);
-        for (let v = (meta.migrateFrom ?? STATE_SCHEMA_VERSION) + 1; v <= STATE_SCHEMA_VERSION; v++) for (const sql of renderMigration('duckdb', v)) await conn.run(sql);
+        for (let v = (meta.migrateFrom ?? STATE_SCHEMA_VERSION) + 1; v <= STATE_SCHEMA_VERSION; v++) await migrate(conn, v);
         const [last] = await rows(conn, 'SELECT MAX(run) AS run FROM metering_runs');
         // The earlier consumer's state is carried over into a database that has no run yet (by
         // the first run only: after it commits, `legacy` is cleared).
