@@ -4,7 +4,7 @@
  * table is read, pinned while it is scanned. Each run replaces every running VM's open interval (and
  * its provisional hours); when the rules inserted those rows interleaved with the closed ones, each
  * run left a hole in every vector it had written. At 100 M entries every vector of the 45 M
- * intervals had one: a scan of `metering_intervals` alone needed 350 MiB, and the last run of a
+ * intervals had one: a scan of `metering_intervals` alone needed ~390 MiB, and the last run of a
  * 1 GiB rollup failed out of memory writing its first intervals partition.
  *
  * Here: VMs that stop and start many times between runs, so each run writes mostly closed

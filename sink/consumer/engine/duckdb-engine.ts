@@ -68,6 +68,7 @@ async function migrate(conn: DuckDBConnection, version: number): Promise<void> {
   for (const sql of renderMigration('duckdb', version)) await conn.run(sql);
   for (const table of rebuilt) await conn.run(`DROP TABLE ${table}_v${version - 1}`);
 }
+
 export const DEFAULT_MEMORY_LIMIT = '1GiB';
 
 /**
@@ -127,7 +128,6 @@ export interface RollupOutcome {
   /** With `selectHourly`, in output order. */
   hourly?: HourlyRow[];
 }
-
 
 interface Meta {
   format: OutputFormat | null;
