@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { HOUR, MIN, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { outputTexts } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
+import { withState } from './support/state-db.js';
 import { tempDir } from './support/tmp.js';
 
 const VMS = 2_000;
@@ -39,18 +40,6 @@ interface Holes {
   deleted: number;
   /** Vectors the table spans. */
   vectors: number;
-}
-
-async function withState<T>(state: string, f: (run: (sql: string) => Promise<unknown[][]>) => Promise<T>): Promise<T> {
-  const { DuckDBInstance } = await import('@duckdb/node-api');
-  const instance = await DuckDBInstance.create(state);
-  const connection = await instance.connect();
-  try {
-    return await f(async (sql) => (await connection.runAndReadAll(sql)).getRows() as unknown[][]);
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
 }
 
 const holesIn = (state: string): Promise<Record<string, Holes>> =>

@@ -18,6 +18,7 @@ import { DIALECTS, renderRules } from 'metering-ledger/sink';
 import { HOUR, T0, TestBucket, TestWriter } from './support/consumer-bucket.js';
 import { outputTexts } from './support/read-outputs.js';
 import { spawnCli, waitExit } from './support/spawn.js';
+import { withState } from './support/state-db.js';
 import { tempDir } from './support/tmp.js';
 
 const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'state-v2');
@@ -29,17 +30,11 @@ interface Fixture {
 }
 
 async function sql(file: string, statements: string[]): Promise<unknown[][]> {
-  const { DuckDBInstance } = await import('@duckdb/node-api');
-  const instance = await DuckDBInstance.create(file);
-  const conn = await instance.connect();
-  let last: unknown[][] = [];
-  try {
-    for (const s of statements) last = (await conn.runAndReadAll(s)).getRows() as unknown[][];
-  } finally {
-    conn.closeSync();
-    instance.closeSync();
-  }
-  return last;
+  return withState(file, async (run) => {
+    let last: unknown[][] = [];
+    for (const s of statements) last = await run(s);
+    return last;
+  });
 }
 
 
